@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what Herald needs to build, test and run locally, from Debian 12
+# packages only. Does nothing when everything is already installed.
+#
+#   scripts/install-deps.sh
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libpaho-mqttpp-dev libpaho-mqtt-dev libpqxx-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev
+  postgresql mosquitto mosquitto-clients prometheus openssl
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "${package}" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("${package}")
+  fi
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+echo "Installing: ${missing[*]}"
+${sudo} apt-get update -q
+DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The Debian packages start system-wide servers; Herald's scripts run their own.
+for service in mosquitto postgresql prometheus; do
+  ${sudo} systemctl disable --now "${service}" >/dev/null 2>&1 || true
+done

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs Herald locally with a PostgreSQL and a Mosquitto of its own (data in
+# .herald-local/, removed on exit). gRPC on :50051, metrics on :9464 unless
+# HERALD_GRPC_ADDRESS / HERALD_METRICS_ADDRESS say otherwise. Ctrl-C stops all.
+#
+#   scripts/run.sh [extra herald flags]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh herald
+build_dir=${HERALD_BUILD_DIR:-build}
+local_dir=.herald-local
+
+scripts/test-servers.sh start "${local_dir}"
+trap 'scripts/test-servers.sh stop "${local_dir}"' EXIT
+# shellcheck source=/dev/null
+. "${local_dir}/servers.env"
+
+echo "Herald: gRPC on ${HERALD_GRPC_ADDRESS:-0.0.0.0:50051}, metrics on ${HERALD_METRICS_ADDRESS:-0.0.0.0:9464}"
+"${build_dir}/service/herald" serve --migrate \
+  --database_url="${HERALD_TEST_DATABASE_URL}" \
+  --mqtt_uri="${HERALD_TEST_MQTT_URI}" \
+  "$@" &
+herald_pid=$!
+trap 'kill -TERM ${herald_pid} 2>/dev/null; wait ${herald_pid}; scripts/test-servers.sh stop "${local_dir}"' EXIT
+trap 'exit 0' INT TERM
+wait ${herald_pid}

@@ -1,0 +1,59 @@
+// herald.v1.NotificationService: send notifications (one or a batch), read
+// their state and per-target deliveries, list, watch and cancel them. The
+// sending itself is the Notifier's; this class translates and validates.
+//
+//   NotificationServiceImpl notifications(notifier, notification_store, {.max_batch = 500});
+//   builder.RegisterService(&notifications);
+#ifndef HERALD_SERVICE_API_NOTIFICATION_SERVICE_H_
+#define HERALD_SERVICE_API_NOTIFICATION_SERVICE_H_
+
+#include "absl/time/time.h"
+#include "herald/v1/notification.grpc.pb.h"
+#include "service/core/notification_store.h"
+#include "service/dispatch/notifier.h"
+
+namespace herald::api {
+
+struct NotificationServiceOptions {
+  int max_batch = 500;  // notifications per SendNotifications call
+  absl::Duration watch_poll_interval = absl::Milliseconds(200);
+};
+
+// Thread-safe.
+class NotificationServiceImpl final : public v1::NotificationService::Service {
+ public:
+  NotificationServiceImpl(Notifier& notifier, NotificationStore& store,
+                          NotificationServiceOptions options)
+      : notifier_(notifier), store_(store), options_(options) {}
+
+  grpc::Status SendNotification(grpc::ServerContext* context,
+                                const v1::SendNotificationRequest* request,
+                                v1::SendNotificationResponse* response) override;
+  grpc::Status SendNotifications(grpc::ServerContext* context,
+                                 const v1::SendNotificationsRequest* request,
+                                 v1::SendNotificationsResponse* response) override;
+  grpc::Status GetNotification(grpc::ServerContext* context,
+                               const v1::GetNotificationRequest* request,
+                               v1::Notification* response) override;
+  grpc::Status ListNotifications(grpc::ServerContext* context,
+                                 const v1::ListNotificationsRequest* request,
+                                 v1::ListNotificationsResponse* response) override;
+  grpc::Status WatchNotification(grpc::ServerContext* context,
+                                 const v1::WatchNotificationRequest* request,
+                                 grpc::ServerWriter<v1::NotificationEvent>* writer) override;
+  grpc::Status CancelNotification(grpc::ServerContext* context,
+                                  const v1::CancelNotificationRequest* request,
+                                  v1::Notification* response) override;
+
+ private:
+  absl::Status SendOne(const std::string& tenant, const v1::SendNotificationRequest& request,
+                       v1::SendNotificationResponse* response);
+
+  Notifier& notifier_;
+  NotificationStore& store_;
+  const NotificationServiceOptions options_;
+};
+
+}  // namespace herald::api
+
+#endif  // HERALD_SERVICE_API_NOTIFICATION_SERVICE_H_

@@ -1,0 +1,56 @@
+// Herald's structured log: one line per event on stderr, as text or JSON
+// (--log_format), filtered by level (--log_level). Debian's Abseil has no
+// absl/log, and a service needs key/value fields that log processors can
+// index, so this is a small logger of its own.
+//
+//   LogInfo("mqtt connected", {{"uri", uri}, {"session_present", "true"}});
+//   LogWarning("malformed response", {{"topic", topic}});
+//
+// Never pass a secret as a field: logs leave the process.
+#ifndef HERALD_SERVICE_CORE_LOGGING_H_
+#define HERALD_SERVICE_CORE_LOGGING_H_
+
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace herald {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+enum class LogFormat { kText, kJson };
+
+using LogField = std::pair<std::string_view, std::string_view>;
+
+// Thread-safe; takes effect for every later log line.
+void SetLogLevel(LogLevel level);
+void SetLogFormat(LogFormat format);
+
+std::optional<LogLevel> ParseLogLevel(std::string_view name);
+std::optional<LogFormat> ParseLogFormat(std::string_view name);
+
+bool LogEnabled(LogLevel level);
+
+// Writes one line (atomically with respect to other log lines).
+void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {});
+
+inline void LogDebug(std::string_view message, std::initializer_list<LogField> fields = {}) {
+  if (LogEnabled(LogLevel::kDebug)) Log(LogLevel::kDebug, message, fields);
+}
+inline void LogInfo(std::string_view message, std::initializer_list<LogField> fields = {}) {
+  Log(LogLevel::kInfo, message, fields);
+}
+inline void LogWarning(std::string_view message, std::initializer_list<LogField> fields = {}) {
+  Log(LogLevel::kWarning, message, fields);
+}
+inline void LogError(std::string_view message, std::initializer_list<LogField> fields = {}) {
+  Log(LogLevel::kError, message, fields);
+}
+
+// Escapes `text` for use inside a JSON string literal (no quotes added).
+std::string JsonEscape(std::string_view text);
+
+}  // namespace herald
+
+#endif  // HERALD_SERVICE_CORE_LOGGING_H_

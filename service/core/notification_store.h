@@ -1,0 +1,89 @@
+// NotificationStore: notifications and their per-target deliveries, stored as
+// a transactional outbox. The API inserts a notification with all of its
+// deliveries in one transaction; delivery workers (on any replica) claim due
+// deliveries with a lease on the database's clock, publish them, and record
+// the outcomes. PgNotificationStore (service/store) implements it.
+//
+//   auto inserted = store.InsertNotification(record, targets);
+//   auto claimed = store.ClaimDueDeliveries(200, absl::Seconds(30));
+//   store.RecordOutcomes({{.delivery_id = id, .state = DeliveryState::kDelivered}});
+#ifndef HERALD_SERVICE_CORE_NOTIFICATION_STORE_H_
+#define HERALD_SERVICE_CORE_NOTIFICATION_STORE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "service/core/types.h"
+
+namespace herald {
+
+// The result of InsertNotification.
+struct InsertedNotification {
+  NotificationRecord notification;  // as stored (the earlier one for a duplicate)
+  bool duplicate = false;           // an earlier request had the same idempotency key
+};
+
+// Implementations are thread-safe. Errors: kUnavailable when the database
+// cannot be reached, kInternal for anything unexpected, plus those named below.
+class NotificationStore {
+ public:
+  virtual ~NotificationStore() = default;
+
+  // Atomically stores `notification` (tenant, id, target, content, options,
+  // payload, fingerprint, expire time) and one pending delivery per target.
+  // With an idempotency key that the tenant used before: stores nothing and
+  // returns the earlier notification with duplicate = true, or
+  // kFailedPrecondition if its request fingerprint differs. Safe against
+  // concurrent inserts of the same key from several replicas.
+  virtual absl::StatusOr<InsertedNotification> InsertNotification(
+      const NotificationRecord& notification, const std::vector<ResolvedTarget>& targets) = 0;
+
+  // The notification with its delivery counts and derived state.
+  // kNotFound if the tenant has no such notification.
+  virtual absl::StatusOr<NotificationRecord> GetNotification(
+      const std::string& tenant_id, const std::string& notification_id) = 0;
+
+  // A page of the notification's deliveries in target order.
+  // kInvalidArgument for a token not issued by this method.
+  virtual absl::StatusOr<Page<DeliveryRecord>> ListDeliveries(
+      const std::string& tenant_id, const std::string& notification_id, int page_size,
+      const std::string& page_token) = 0;
+
+  // The tenant's notifications, newest first, with counts and state.
+  // kInvalidArgument for a token not issued by this method.
+  virtual absl::StatusOr<Page<NotificationRecord>> ListNotifications(
+      const std::string& tenant_id, int page_size, const std::string& page_token) = 0;
+
+  // Marks the notification's pending deliveries cancelled; returns how many.
+  // kNotFound if the tenant has no such notification.
+  virtual absl::StatusOr<int64_t> CancelNotification(const std::string& tenant_id,
+                                                     const std::string& notification_id) = 0;
+
+  // Claims up to `max` pending deliveries that are due (send time reached,
+  // retry backoff over, no live lease), oldest first, skipping rows that
+  // other workers hold. Each claim counts one attempt and holds a lease of
+  // `lease` on the database's clock: if no outcome is recorded by then, the
+  // delivery becomes due again (so a dead replica's work is taken over).
+  // Deliveries whose expire time has passed are marked expired, not returned.
+  virtual absl::StatusOr<std::vector<ClaimedDelivery>> ClaimDueDeliveries(int max,
+                                                                         absl::Duration lease) = 0;
+
+  // Records the outcomes of publish attempts in one transaction: terminal
+  // states complete the delivery; kPending releases it to be retried after
+  // `retry_after` (database clock). Unknown ids are ignored.
+  virtual absl::Status RecordOutcomes(const std::vector<DeliveryOutcome>& outcomes) = 0;
+
+  // Totals of the tenant's deliveries (sent, succeeded, failed, by QoS and
+  // provider), last sent time, and the number of notifications and devices.
+  virtual absl::StatusOr<StoredStats> GetStats(const std::string& tenant_id) = 0;
+
+  // Pending deliveries of all tenants: the backlog.
+  virtual absl::StatusOr<int64_t> CountBacklog() = 0;
+};
+
+}  // namespace herald
+
+#endif  // HERALD_SERVICE_CORE_NOTIFICATION_STORE_H_

@@ -1,0 +1,67 @@
+// Notifier: accepts a notification request. It validates it, resolves the
+// targets to topics (one database round trip), encodes the payload once, and
+// commits the notification with all its deliveries before returning, so
+// that nothing it acknowledged can be lost; then it wakes the delivery
+// workers. The API layer is a thin translation over it.
+//
+//   Notifier notifier(devices, notifications, metrics, wake, options);
+//   absl::StatusOr<SendOutcome> sent = notifier.Send(request);
+#ifndef HERALD_SERVICE_DISPATCH_NOTIFIER_H_
+#define HERALD_SERVICE_DISPATCH_NOTIFIER_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "service/core/device_store.h"
+#include "service/core/notification_store.h"
+#include "service/core/types.h"
+#include "service/core/validation.h"
+#include "service/metrics/herald_metrics.h"
+
+namespace herald {
+
+struct NotifierOptions {
+  std::string notification_topic_template = "devices/{device_id}/notifications";
+  size_t max_payload_bytes = 65536;
+  RequestLimits limits;
+  // How many resolved targets a validate_only response lists.
+  size_t max_preview_targets = 1000;
+};
+
+// What Send reports back.
+struct SendOutcome {
+  NotificationRecord notification;  // id, state and counts as stored
+  int64_t target_count = 0;
+  std::vector<std::string> unresolved_device_ids;
+  bool duplicate = false;
+  std::vector<ResolvedTarget> preview;  // validate_only: the targets and topics
+};
+
+// Thread-safe (the stores are; the rest is immutable).
+class Notifier {
+ public:
+  // `wake_workers` is called after each commit (it must not block).
+  Notifier(DeviceStore& devices, NotificationStore& notifications, HeraldMetrics& metrics,
+           std::function<void()> wake_workers, NotifierOptions options);
+
+  // kInvalidArgument for a malformed request (naming the field), kNotFound
+  // when no target resolves, kFailedPrecondition for a reused idempotency
+  // key with different content, kUnavailable when the database is down.
+  absl::StatusOr<SendOutcome> Send(const NotificationRequest& request);
+
+ private:
+  absl::StatusOr<std::vector<ResolvedTarget>> Resolve(const NotificationRequest& request,
+                                                      std::vector<std::string>* unresolved);
+
+  DeviceStore& devices_;
+  NotificationStore& notifications_;
+  HeraldMetrics& metrics_;
+  std::function<void()> wake_workers_;
+  NotifierOptions options_;
+};
+
+}  // namespace herald
+
+#endif  // HERALD_SERVICE_DISPATCH_NOTIFIER_H_

@@ -1,0 +1,72 @@
+#include "service/dispatch/payload.h"
+
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace herald {
+namespace {
+
+uint64_t Fnv1a(std::string_view text, uint64_t seed) {
+  uint64_t hash = seed;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ULL;
+  }
+  return hash;
+}
+
+// Appends a length-prefixed field so that no two requests serialize alike.
+void AppendField(std::string* out, std::string_view value) {
+  absl::StrAppend(out, value.size(), ":", value, ";");
+}
+
+}  // namespace
+
+std::string FormatRfc3339(absl::Time time) {
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E3SZ", time, absl::UTCTimeZone());
+}
+
+std::string EncodeNotificationPayload(const std::string& notification_id,
+                                      const NotificationContent& content, absl::Time sent_at,
+                                      std::optional<absl::Time> expires_at) {
+  google::protobuf::Struct payload;
+  auto& fields = *payload.mutable_fields();
+  fields["id"].set_string_value(notification_id);
+  fields["title"].set_string_value(content.title);
+  fields["body"].set_string_value(content.body);
+  auto& data = *fields["data"].mutable_struct_value()->mutable_fields();
+  for (const auto& [key, value] : content.data) data[key].set_string_value(value);
+  fields["priority"].set_string_value(std::string(PriorityName(content.priority)));
+  fields["sent_at"].set_string_value(FormatRfc3339(sent_at));
+  if (expires_at.has_value()) fields["expires_at"].set_string_value(FormatRfc3339(*expires_at));
+  std::string json;
+  // Serializing a Struct of strings cannot fail.
+  (void)google::protobuf::util::MessageToJsonString(payload, &json);
+  return json;
+}
+
+std::string RequestFingerprint(const NotificationRequest& request) {
+  std::string canonical = "herald-notification-v1;";
+  AppendField(&canonical, TargetKindName(request.target.kind));
+  for (const std::string& value : request.target.values) AppendField(&canonical, value);
+  AppendField(&canonical, "|");
+  AppendField(&canonical, request.content.title);
+  AppendField(&canonical, request.content.body);
+  for (const auto& [key, value] : request.content.data) {
+    AppendField(&canonical, key);
+    AppendField(&canonical, value);
+  }
+  AppendField(&canonical, PriorityName(request.content.priority));
+  const DeliveryOptions& options = request.options;
+  AppendField(&canonical, absl::StrCat(options.qos, options.retain ? "r" : "-"));
+  AppendField(&canonical, options.ttl ? absl::FormatDuration(*options.ttl) : "");
+  AppendField(&canonical, options.send_time ? FormatRfc3339(*options.send_time) : "");
+  return absl::StrFormat("%016x%016x", Fnv1a(canonical, 1469598103934665603ULL),
+                         Fnv1a(canonical, 0x84222325cbf29ce4ULL));
+}
+
+}  // namespace herald

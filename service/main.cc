@@ -1,0 +1,180 @@
+// The herald binary: reads the configuration, builds the parts, runs them,
+// and shuts them down in order on SIGTERM. Composition only: every piece of
+// behaviour lives in the modules it wires together.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "prometheus/registry.h"
+#include "providers/mqtt/mqtt_provider.h"
+#include "service/api/device_service.h"
+#include "service/api/metrics_interceptor.h"
+#include "service/api/notification_service.h"
+#include "service/api/stats_service.h"
+#include "service/config/config.h"
+#include "service/core/logging.h"
+#include "service/dispatch/delivery_dispatcher.h"
+#include "service/dispatch/notifier.h"
+#include "service/dispatch/status_reporter.h"
+#include "service/metrics/herald_metrics.h"
+#include "service/metrics/metrics_server.h"
+#include "service/store/migrations.h"
+#include "service/store/pg_device_store.h"
+#include "service/store/pg_notification_store.h"
+#include "service/store/pg_pool.h"
+
+namespace herald {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+// The services whose health the gRPC health service reports; "" is the
+// server as a whole (what Kubernetes probes ask for by default).
+constexpr const char* kServedServices[] = {"", "herald.v1.DeviceService",
+                                           "herald.v1.NotificationService",
+                                           "herald.v1.StatsService"};
+
+int Migrate(const Config& config) {
+  absl::Status status = ApplyMigrations(config.database_url);
+  if (!status.ok()) {
+    LogError("migration failed", {{"error", status.message()}});
+    return 1;
+  }
+  LogInfo("database schema is up to date");
+  return 0;
+}
+
+int Serve(const Config& config) {
+  LogInfo("herald starting", {{"version", kVersion}, {"config", DescribeConfig(config)}});
+  if (config.migrate_on_start && Migrate(config) != 0) return 1;
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  HeraldMetrics metrics(*registry, kVersion);
+  absl::StatusOr<std::unique_ptr<MetricsServer>> metrics_server =
+      MetricsServer::Start(config.metrics_address, registry);
+  if (!metrics_server.ok()) {
+    LogError("cannot serve metrics", {{"error", metrics_server.status().message()}});
+    return 1;
+  }
+
+  PgPool pool(config.database_url, config.database_pool_size);
+  PgDeviceStore device_store(pool, &metrics);
+  PgNotificationStore notification_store(pool, &metrics);
+
+  absl::StatusOr<std::unique_ptr<Provider>> provider = CreateMqttProvider(config.mqtt);
+  if (!provider.ok()) {
+    LogError("invalid MQTT configuration", {{"error", provider.status().message()}});
+    return 1;
+  }
+  if (absl::Status started = (*provider)->Start(); !started.ok()) {
+    LogError("cannot start the MQTT provider", {{"error", started.message()}});
+    return 1;
+  }
+
+  DeliveryDispatcher dispatcher(
+      notification_store, **provider, metrics,
+      {.workers = config.delivery_workers,
+       .batch_size = config.delivery_batch_size,
+       .lease = config.delivery_lease,
+       .poll_interval = config.delivery_poll_interval,
+       .retry = {.max_attempts = config.max_delivery_attempts,
+                 .initial_backoff = config.retry_backoff_initial,
+                 .max_backoff = config.retry_backoff_max}});
+  dispatcher.Start();
+
+  Notifier notifier(device_store, notification_store, metrics, [&] { dispatcher.Wake(); },
+                    {.notification_topic_template = config.notification_topic_template,
+                     .max_payload_bytes = static_cast<size_t>(config.max_payload_bytes),
+                     .limits = {.max_targets_per_request =
+                                    static_cast<size_t>(config.max_targets_per_request)}});
+
+  api::DeviceServiceImpl device_service(device_store);
+  api::NotificationServiceImpl notification_service(
+      notifier, notification_store, {.max_batch = config.max_batch_notifications});
+  api::StatsServiceImpl stats_service(notification_store, {provider->get()});
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int grpc_port = 0;
+  builder.AddListeningPort(config.grpc_address, grpc::InsecureServerCredentials(), &grpc_port);
+  builder.SetMaxReceiveMessageSize(config.grpc_max_message_bytes);
+  builder.RegisterService(&device_service);
+  builder.RegisterService(&notification_service);
+  builder.RegisterService(&stats_service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<api::MetricsInterceptorFactory>(metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || grpc_port == 0) {
+    LogError("cannot serve gRPC", {{"address", config.grpc_address}});
+    return 1;
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  StatusReporter reporter(notification_store, **provider, metrics, absl::Seconds(2),
+                          [health](const HealthReport& report) {
+                            for (const char* service : kServedServices) {
+                              health->SetServingStatus(service, report.database_ok);
+                            }
+                          });
+  reporter.Start();
+  LogInfo("herald serving", {{"grpc_port", absl::StrCat(grpc_port)},
+                             {"metrics_port", absl::StrCat((*metrics_server)->port())}});
+
+  // Signals were blocked in main() before any thread started; wait here.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  LogInfo("shutting down", {{"signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"},
+                            {"grace", absl::FormatDuration(config.shutdown_grace)}});
+
+  // Order: refuse new calls, finish running ones, stop claiming, let the
+  // broker acknowledge what is in flight, record the outcomes, disconnect.
+  const absl::Time deadline = absl::Now() + config.shutdown_grace;
+  health->Shutdown();
+  server->Shutdown(absl::ToChronoTime(absl::Now() + config.shutdown_grace / 4));
+  dispatcher.StopClaiming();
+  (*provider)->Stop(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  dispatcher.Stop();
+  reporter.Stop();
+  LogInfo("herald stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace herald
+
+int main(int argc, char** argv) {
+  // Block the shutdown signals in every thread; Serve() waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<herald::Config> config = herald::ParseConfig(argc, argv);
+  if (!config.ok()) {
+    std::fprintf(stderr, "herald: %s\nRun `herald --help` for the flags.\n",
+                 std::string(config.status().message()).c_str());
+    return 2;
+  }
+  herald::SetLogLevel(config->log_level);
+  herald::SetLogFormat(config->log_format);
+  if (config->command == "version") {
+    std::printf("herald %s\n", herald::kVersion);
+    return 0;
+  }
+  if (config->command == "migrate") return herald::Migrate(*config);
+  return herald::Serve(*config);
+}

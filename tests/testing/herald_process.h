@@ -1,0 +1,68 @@
+// HeraldProcess: the real herald binary, run as a child process for
+// end-to-end tests. It listens on free ports, logs to a file that a failing
+// test prints, and stops with SIGTERM like Kubernetes stops it.
+//
+//   HeraldProcess herald({"--database_url=" + url, "--mqtt_uri=" + mqtt_uri});
+//   ASSERT_TRUE(herald.Start().ok());
+//   auto channel = grpc::CreateChannel(herald.grpc_target(), grpc::InsecureChannelCredentials());
+//   int exit_code = herald.Stop();  // SIGTERM, waits for exit
+#ifndef HERALD_TESTS_TESTING_HERALD_PROCESS_H_
+#define HERALD_TESTS_TESTING_HERALD_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace herald::testing {
+
+// The herald binary under test ($HERALD_BINARY, set by CTest).
+std::string HeraldBinary();
+
+// Runs `herald args...` to completion; returns its exit code and fills
+// `output` with what it printed (stdout and stderr).
+absl::StatusOr<int> RunHerald(const std::vector<std::string>& args, std::string* output,
+                              absl::Duration timeout = absl::Seconds(60));
+
+// Not thread-safe; one test drives it.
+class HeraldProcess {
+ public:
+  // `args` are the flags after `serve`; gRPC and metrics addresses default
+  // to 127.0.0.1:0 (free ports, read back from the log).
+  explicit HeraldProcess(std::vector<std::string> args);
+  ~HeraldProcess();
+
+  // Starts the process and waits until it logs that it serves.
+  absl::Status Start(absl::Duration timeout = absl::Seconds(30));
+
+  // Sends SIGTERM and waits for the exit; returns the exit code (or 128 +
+  // signal). Kills it with SIGKILL after `timeout`.
+  int Stop(absl::Duration timeout = absl::Seconds(30));
+
+  // Sends SIGKILL and reaps the process.
+  void Kill();
+
+  std::string grpc_target() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
+  int metrics_port() const { return metrics_port_; }
+  const std::string& log_path() const { return log_path_; }
+  std::string ReadLog() const;
+
+ private:
+  std::vector<std::string> args_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int grpc_port_ = 0;
+  int metrics_port_ = 0;
+};
+
+// GET http://127.0.0.1:port/path; returns the body. kUnavailable if nothing
+// answers, kInternal for a non-200 status.
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
+
+}  // namespace herald::testing
+
+#endif  // HERALD_TESTS_TESTING_HERALD_PROCESS_H_
