@@ -169,13 +169,17 @@ absl::StatusOr<NotificationRequest> NotificationRequestFromProto(
   request.options.qos = options.has_qos() ? options.qos() : 1;
   request.options.retain = options.retain();
   if (options.has_ttl()) {
-    if (!TimeUtil::IsDurationValid(options.ttl())) {
+    if (options.ttl().seconds() < TimeUtil::kDurationMinSeconds ||
+        options.ttl().seconds() > TimeUtil::kDurationMaxSeconds ||
+        std::abs(options.ttl().nanos()) >= 1000000000) {
       return absl::InvalidArgumentError("options.ttl: not a valid duration");
     }
     request.options.ttl = FromDuration(options.ttl());
   }
   if (options.has_send_time()) {
-    if (!TimeUtil::IsTimestampValid(options.send_time())) {
+    if (options.send_time().seconds() < TimeUtil::kTimestampMinSeconds ||
+        options.send_time().seconds() > TimeUtil::kTimestampMaxSeconds ||
+        options.send_time().nanos() < 0 || options.send_time().nanos() >= 1000000000) {
       return absl::InvalidArgumentError("options.send_time: not a valid timestamp");
     }
     request.options.send_time = FromTimestamp(options.send_time());

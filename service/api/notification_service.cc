@@ -26,7 +26,7 @@ absl::Status ValidateNotificationId(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::Status ValidatePageSize(int page_size, std::string_view field, int default_size) {
+absl::Status ValidatePageSize(int page_size, absl::string_view field, int default_size) {
   if (page_size < 0 || page_size > kMaxPageSize) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": must be between 0 and ", kMaxPageSize,
                                                    " (0 means ", default_size, ")"));

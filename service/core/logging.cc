@@ -80,19 +80,20 @@ void Log(LogLevel level, std::string_view message, std::initializer_list<LogFiel
   const std::string time = absl::FormatTime("%Y-%m-%d%ET%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
   std::string line;
   if (static_cast<LogFormat>(g_format.load()) == LogFormat::kJson) {
-    absl::StrAppend(&line, "{\"time\":\"", time, "\",\"level\":\"", LevelName(level),
-                    "\",\"msg\":\"", JsonEscape(message), "\"");
+    line = "{\"time\":\"" + time + "\",\"level\":\"" + std::string(LevelName(level)) +
+           "\",\"msg\":\"" + JsonEscape(message) + "\"";
     for (const auto& [key, value] : fields) {
-      absl::StrAppend(&line, ",\"", JsonEscape(key), "\":\"", JsonEscape(value), "\"");
+      line += ",\"" + JsonEscape(key) + "\":\"" + JsonEscape(value.view()) + "\"";
     }
     line += "}\n";
   } else {
-    absl::StrAppend(&line, time, " ", LevelName(level), " ", message);
+    line = time + " " + std::string(LevelName(level)) + " " + std::string(message);
     for (const auto& [key, value] : fields) {
-      if (NeedsQuotes(value)) {
-        absl::StrAppend(&line, " ", key, "=\"", JsonEscape(value), "\"");
+      line += " " + std::string(key) + "=";
+      if (NeedsQuotes(value.view())) {
+        line += "\"" + JsonEscape(value.view()) + "\"";
       } else {
-        absl::StrAppend(&line, " ", key, "=", value);
+        line += std::string(value.view());
       }
     }
     line += "\n";

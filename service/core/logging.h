@@ -16,12 +16,29 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/strings/string_view.h"
+
 namespace herald {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 enum class LogFormat { kText, kJson };
 
-using LogField = std::pair<std::string_view, std::string_view>;
+// A field value: any string-like value (std::string, literals, and both
+// std::string_view and Abseil's own string_view, which Debian's Abseil keeps
+// distinct).
+class LogValue {
+ public:
+  LogValue(const char* text) : text_(text) {}                           // NOLINT
+  LogValue(const std::string& text) : text_(text) {}                    // NOLINT
+  LogValue(std::string_view text) : text_(text) {}                      // NOLINT
+  LogValue(absl::string_view text) : text_(text.data(), text.size()) {}  // NOLINT
+  std::string_view view() const { return text_; }
+
+ private:
+  std::string_view text_;
+};
+
+using LogField = std::pair<std::string_view, LogValue>;
 
 // Thread-safe; takes effect for every later log line.
 void SetLogLevel(LogLevel level);

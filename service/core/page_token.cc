@@ -11,7 +11,7 @@ namespace {
 
 // FNV-1a: a stable checksum (absl::Hash is seeded per process, and tokens
 // must survive a restart and travel between replicas).
-uint64_t Fnv1a(std::string_view text) {
+uint64_t Fnv1a(absl::string_view text) {
   uint64_t hash = 1469598103934665603ULL;
   for (unsigned char c : text) {
     hash ^= c;
@@ -24,13 +24,13 @@ constexpr char kVersion[] = "v1";
 
 }  // namespace
 
-std::string EncodePageToken(std::string_view list_name, std::string_view position) {
+std::string EncodePageToken(absl::string_view list_name, absl::string_view position) {
   const std::string body = absl::StrCat(kVersion, ":", list_name, ":", position);
   const uint64_t checksum = Fnv1a(absl::StrCat("herald-page-token:", body));
   return absl::WebSafeBase64Escape(absl::StrCat(body, ":", absl::Hex(checksum)));
 }
 
-absl::StatusOr<std::string> DecodePageToken(std::string_view list_name, std::string_view token) {
+absl::StatusOr<std::string> DecodePageToken(absl::string_view list_name, absl::string_view token) {
   const auto invalid = [] {
     return absl::InvalidArgumentError(
         "page_token: not a token issued by this list method; pass the next_page_token of the "

@@ -15,11 +15,11 @@
 
 namespace herald {
 
-std::string EncodePageToken(std::string_view list_name, std::string_view position);
+std::string EncodePageToken(absl::string_view list_name, absl::string_view position);
 
 // The position encoded in `token`. kInvalidArgument naming `page_token` if
 // the token is malformed, tampered with, or belongs to another list.
-absl::StatusOr<std::string> DecodePageToken(std::string_view list_name, std::string_view token);
+absl::StatusOr<std::string> DecodePageToken(absl::string_view list_name, absl::string_view token);
 
 }  // namespace herald
 

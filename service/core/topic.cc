@@ -1,13 +1,14 @@
 #include "service/core/topic.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 
 namespace herald {
 namespace {
 
 // True if `text` is well-formed UTF-8 (no overlong forms or surrogates).
-bool IsValidUtf8(std::string_view text) {
+bool IsValidUtf8(absl::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
@@ -44,18 +45,18 @@ bool IsValidUtf8(std::string_view text) {
   return true;
 }
 
-absl::Status Invalid(std::string_view field, std::string_view rule) {
+absl::Status Invalid(absl::string_view field, absl::string_view rule) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
 }
 
 enum class Placeholder { kDeviceId, kOwnerId, kPlatform, kMeta };
 
 // Parses the placeholder name between braces; sets `meta_key` for {meta.KEY}.
-std::optional<Placeholder> ParsePlaceholder(std::string_view name, std::string* meta_key) {
+std::optional<Placeholder> ParsePlaceholder(absl::string_view name, std::string* meta_key) {
   if (name == "device_id") return Placeholder::kDeviceId;
   if (name == "owner_id") return Placeholder::kOwnerId;
   if (name == "platform") return Placeholder::kPlatform;
-  if (absl::StartsWith(absl::string_view(name.data(), name.size()), "meta.") && name.size() > 5) {
+  if (absl::StartsWith(name, "meta.") && name.size() > 5) {
     *meta_key = std::string(name.substr(5));
     return Placeholder::kMeta;
   }
@@ -64,20 +65,20 @@ std::optional<Placeholder> ParsePlaceholder(std::string_view name, std::string* 
 
 // Walks `topic_template`, calling `literal(text)` and `placeholder(kind, key)`.
 template <typename LiteralFn, typename PlaceholderFn>
-absl::Status WalkTemplate(std::string_view topic_template, std::string_view field,
+absl::Status WalkTemplate(absl::string_view topic_template, absl::string_view field,
                           LiteralFn literal, PlaceholderFn placeholder) {
   size_t i = 0;
   while (i < topic_template.size()) {
     const size_t open = topic_template.find_first_of("{}", i);
-    if (open == std::string_view::npos) {
+    if (open == absl::string_view::npos) {
       literal(topic_template.substr(i));
       break;
     }
     if (topic_template[open] == '}') return Invalid(field, "unbalanced '}' in topic template");
     literal(topic_template.substr(i, open - i));
     const size_t close = topic_template.find('}', open);
-    if (close == std::string_view::npos) return Invalid(field, "unclosed '{' in topic template");
-    const std::string_view name = topic_template.substr(open + 1, close - open - 1);
+    if (close == absl::string_view::npos) return Invalid(field, "unclosed '{' in topic template");
+    const absl::string_view name = topic_template.substr(open + 1, close - open - 1);
     std::string meta_key;
     const std::optional<Placeholder> kind = ParsePlaceholder(name, &meta_key);
     if (!kind.has_value()) {
@@ -93,14 +94,14 @@ absl::Status WalkTemplate(std::string_view topic_template, std::string_view fiel
 
 }  // namespace
 
-absl::Status ValidatePublishTopic(std::string_view topic, std::string_view field) {
+absl::Status ValidatePublishTopic(absl::string_view topic, absl::string_view field) {
   if (topic.empty()) return Invalid(field, "must not be empty");
   if (topic.size() > kMaxTopicBytes) {
     return Invalid(field, absl::StrCat("must be at most ", kMaxTopicBytes, " bytes (is ",
                                        topic.size(), ")"));
   }
-  if (topic.find('\0') != std::string_view::npos) return Invalid(field, "must not contain NUL");
-  if (topic.find_first_of("+#") != std::string_view::npos) {
+  if (topic.find('\0') != absl::string_view::npos) return Invalid(field, "must not contain NUL");
+  if (topic.find_first_of("+#") != absl::string_view::npos) {
     return Invalid(field, "must not contain the wildcards '+' or '#' (a publish topic)");
   }
   if (topic.front() == '$') {
@@ -110,21 +111,21 @@ absl::Status ValidatePublishTopic(std::string_view topic, std::string_view field
   return absl::OkStatus();
 }
 
-absl::Status ValidateTopicLevel(std::string_view value, std::string_view field) {
+absl::Status ValidateTopicLevel(absl::string_view value, absl::string_view field) {
   if (value.empty()) return Invalid(field, "must not be empty (it forms a topic level)");
   if (value.size() > kMaxTopicBytes) return Invalid(field, "is too long for a topic level");
-  if (value.find_first_of(std::string_view("\0/+#", 4)) != std::string_view::npos) {
+  if (value.find_first_of(absl::string_view("\0/+#", 4)) != absl::string_view::npos) {
     return Invalid(field, "must not contain '/', '+', '#' or NUL (it forms one topic level)");
   }
   if (!IsValidUtf8(value)) return Invalid(field, "must be valid UTF-8");
   return absl::OkStatus();
 }
 
-absl::Status ValidateTopicTemplate(std::string_view topic_template, std::string_view field) {
+absl::Status ValidateTopicTemplate(absl::string_view topic_template, absl::string_view field) {
   if (topic_template.empty()) return Invalid(field, "must not be empty");
   std::string skeleton;  // the template with each placeholder replaced by "x"
   absl::Status status = WalkTemplate(
-      topic_template, field, [&](std::string_view text) { skeleton.append(text); },
+      topic_template, field, [&](absl::string_view text) { skeleton.append(text.data(), text.size()); },
       [&](Placeholder, const std::string&) {
         skeleton.append("x");
         return absl::OkStatus();
@@ -133,13 +134,13 @@ absl::Status ValidateTopicTemplate(std::string_view topic_template, std::string_
   return ValidatePublishTopic(skeleton, field);
 }
 
-absl::StatusOr<std::string> ExpandTopicTemplate(std::string_view topic_template,
+absl::StatusOr<std::string> ExpandTopicTemplate(absl::string_view topic_template,
                                                 const Device& device) {
   std::string topic;
   absl::Status status = WalkTemplate(
-      topic_template, "topic template", [&](std::string_view text) { topic.append(text); },
+      topic_template, "topic template", [&](absl::string_view text) { topic.append(text.data(), text.size()); },
       [&](Placeholder kind, const std::string& meta_key) -> absl::Status {
-        std::string_view value;
+        absl::string_view value;
         std::string what;
         switch (kind) {
           case Placeholder::kDeviceId: value = device.device_id; what = "device_id"; break;
@@ -162,7 +163,7 @@ absl::StatusOr<std::string> ExpandTopicTemplate(std::string_view topic_template,
               absl::StrCat("device ", device.device_id, ": cannot build its topic: ",
                            level.message()));
         }
-        topic.append(value);
+        topic.append(value.data(), value.size());
         return absl::OkStatus();
       });
   if (!status.ok()) return status;
@@ -174,7 +175,7 @@ absl::StatusOr<std::string> ExpandTopicTemplate(std::string_view topic_template,
 }
 
 absl::StatusOr<std::string> NotificationTopicFor(const Device& device,
-                                                 std::string_view topic_template) {
+                                                 absl::string_view topic_template) {
   if (!device.topic.empty()) return device.topic;
   return ExpandTopicTemplate(topic_template, device);
 }

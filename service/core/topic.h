@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
 #include "service/core/types.h"
 
@@ -30,27 +31,27 @@ inline constexpr char kDefaultReceiptTopicTemplate[] = "devices/{device_id}/rece
 // kInvalidArgument, naming `field`, unless `topic` is a valid topic to publish
 // to: non-empty, at most 65,535 bytes of UTF-8 without NUL, no '+' or '#', no
 // leading '$'. Empty levels ("a//b") are allowed, as MQTT allows them.
-absl::Status ValidatePublishTopic(std::string_view topic, std::string_view field);
+absl::Status ValidatePublishTopic(absl::string_view topic, absl::string_view field);
 
 // kInvalidArgument, naming `field`, unless `value` can stand as one topic
 // level: non-empty UTF-8 without NUL, '/', '+' or '#'.
-absl::Status ValidateTopicLevel(std::string_view value, std::string_view field);
+absl::Status ValidateTopicLevel(absl::string_view value, absl::string_view field);
 
 // kInvalidArgument unless `topic_template` is well formed: balanced braces,
 // placeholders among {device_id}, {owner_id}, {platform}, {meta.KEY}, and
 // the literal parts valid in a publish topic.
-absl::Status ValidateTopicTemplate(std::string_view topic_template, std::string_view field);
+absl::Status ValidateTopicTemplate(absl::string_view topic_template, absl::string_view field);
 
 // Expands `topic_template` for `device`. kFailedPrecondition if a
 // placeholder's value is missing (empty owner, no such metadata key) or is
 // not a valid topic level.
-absl::StatusOr<std::string> ExpandTopicTemplate(std::string_view topic_template,
+absl::StatusOr<std::string> ExpandTopicTemplate(absl::string_view topic_template,
                                                 const Device& device);
 
 // The topic a notification for `device` is published to: its own topic, or
 // else the expanded template.
 absl::StatusOr<std::string> NotificationTopicFor(const Device& device,
-                                                 std::string_view topic_template);
+                                                 absl::string_view topic_template);
 
 }  // namespace herald
 

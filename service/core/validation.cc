@@ -7,7 +7,7 @@
 namespace herald {
 namespace {
 
-absl::Status Invalid(std::string_view field, std::string_view rule) {
+absl::Status Invalid(absl::string_view field, absl::string_view rule) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", rule));
 }
 
@@ -17,17 +17,17 @@ bool IsIdChar(char c) {
 }
 
 // Free text stored and echoed back: any UTF-8 without NUL, up to `max` bytes.
-absl::Status ValidateText(std::string_view text, size_t max, std::string_view field) {
+absl::Status ValidateText(absl::string_view text, size_t max, absl::string_view field) {
   if (text.size() > max) {
     return Invalid(field, absl::StrCat("must be at most ", max, " bytes (is ", text.size(), ")"));
   }
-  if (text.find('\0') != std::string_view::npos) return Invalid(field, "must not contain NUL");
+  if (text.find('\0') != absl::string_view::npos) return Invalid(field, "must not contain NUL");
   return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::Status ValidateId(std::string_view id, std::string_view field) {
+absl::Status ValidateId(absl::string_view id, absl::string_view field) {
   if (id.empty()) return Invalid(field, "is required");
   if (id.size() > kMaxIdBytes) {
     return Invalid(field, absl::StrCat("must be at most ", kMaxIdBytes, " characters"));
@@ -42,7 +42,7 @@ absl::Status ValidateId(std::string_view id, std::string_view field) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateDevice(const Device& device, std::string_view field) {
+absl::Status ValidateDevice(const Device& device, absl::string_view field) {
   if (absl::Status s = ValidateId(device.device_id, absl::StrCat(field, ".device_id")); !s.ok()) {
     return s;
   }
@@ -93,7 +93,7 @@ absl::Status ValidateDevice(const Device& device, std::string_view field) {
 absl::Status ValidateNotificationRequest(const NotificationRequest& request,
                                          const RequestLimits& limits) {
   const TargetSelector& target = request.target;
-  const std::string target_field = absl::StrCat("target.", TargetKindName(target.kind));
+  const std::string target_field = absl::StrCat("target.", std::string(TargetKindName(target.kind)));
   if (target.kind == TargetKind::kTopic) {
     if (target.values.size() != 1) return Invalid("target.topic", "must be one topic");
     if (absl::Status s = ValidatePublishTopic(target.values[0], "target.topic"); !s.ok()) return s;

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "service/core/types.h"
 
 namespace herald {
@@ -33,11 +34,11 @@ struct RequestLimits {
 
 // Device and owner ids: 1-128 characters of [A-Za-z0-9._:-], so that they
 // can stand as a topic level.
-absl::Status ValidateId(std::string_view id, std::string_view field);
+absl::Status ValidateId(absl::string_view id, absl::string_view field);
 
 // A device to create or the masked fields of an update. `field` prefixes the
 // field names in errors ("device" gives "device.device_id: ...").
-absl::Status ValidateDevice(const Device& device, std::string_view field);
+absl::Status ValidateDevice(const Device& device, absl::string_view field);
 
 // Everything that can be checked before the targets are resolved.
 absl::Status ValidateNotificationRequest(const NotificationRequest& request,

@@ -64,7 +64,7 @@ absl::StatusOr<SendOutcome> Notifier::Send(const NotificationRequest& request) {
   if (targets->empty()) {
     metrics_.NotificationAccepted(qos, "rejected", 0);
     return absl::NotFoundError(absl::StrCat(
-        "target.", TargetKindName(request.target.kind),
+        "target.", std::string(TargetKindName(request.target.kind)),
         ": nothing resolved to an enabled device with a valid topic (",
         request.target.values.size(), " value(s) given)"));
   }

@@ -21,7 +21,9 @@ uint64_t Fnv1a(std::string_view text, uint64_t seed) {
 
 // Appends a length-prefixed field so that no two requests serialize alike.
 void AppendField(std::string* out, std::string_view value) {
-  absl::StrAppend(out, value.size(), ":", value, ";");
+  absl::StrAppend(out, value.size(), ":");
+  out->append(value);
+  out->append(";");
 }
 
 }  // namespace
