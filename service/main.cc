@@ -34,8 +34,6 @@
 namespace herald {
 namespace {
 
-constexpr char kVersion[] = "0.1.0";
-
 // The services whose health the gRPC health service reports; "" is the
 // server as a whole (what Kubernetes probes ask for by default).
 constexpr const char* kServedServices[] = {"", "herald.v1.DeviceService",
@@ -53,11 +51,11 @@ int Migrate(const Config& config) {
 }
 
 int Serve(const Config& config) {
-  LogInfo("herald starting", {{"version", kVersion}, {"config", DescribeConfig(config)}});
+  LogInfo("herald starting", {{"version", HeraldVersion()}, {"config", DescribeConfig(config)}});
   if (config.migrate_on_start && Migrate(config) != 0) return 1;
 
   auto registry = std::make_shared<prometheus::Registry>();
-  HeraldMetrics metrics(*registry, kVersion);
+  HeraldMetrics metrics(*registry, HeraldVersion());
   absl::StatusOr<std::unique_ptr<MetricsServer>> metrics_server =
       MetricsServer::Start(config.metrics_address, registry);
   if (!metrics_server.ok()) {
@@ -172,7 +170,7 @@ int main(int argc, char** argv) {
   herald::SetLogLevel(config->log_level);
   herald::SetLogFormat(config->log_format);
   if (config->command == "version") {
-    std::printf("herald %s\n", herald::kVersion);
+    std::printf("herald %s\n", std::string(herald::HeraldVersion()).c_str());
     return 0;
   }
   if (config->command == "migrate") return herald::Migrate(*config);

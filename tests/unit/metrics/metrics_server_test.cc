@@ -1,0 +1,105 @@
+// MetricsServer over the loopback interface only, on ports the kernel picks.
+#include "service/metrics/metrics_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "service/metrics/herald_metrics.h"
+
+namespace herald {
+namespace {
+
+using ::testing::HasSubstr;
+
+// GET http://127.0.0.1:port/path; the whole response, headers included.
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "socket failed";
+  timeval timeout{.tv_sec = 10, .tv_usec = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+    const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    if (::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      ssize_t n;
+      while ((n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0) {
+        response.append(buffer, static_cast<size_t>(n));
+      }
+    }
+  } else {
+    response = "connect failed";
+  }
+  ::close(fd);
+  return response;
+}
+
+TEST(MetricsServerTest, ServesTheRegistryOnTheChosenPort) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  HeraldMetrics metrics(*registry, "9.9.9");
+  metrics.SetBacklog(42);
+
+  absl::StatusOr<std::unique_ptr<MetricsServer>> server =
+      MetricsServer::Start("127.0.0.1:0", registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_GT((*server)->port(), 0);
+
+  const std::string response = HttpGet((*server)->port(), "/metrics");
+  EXPECT_THAT(response, HasSubstr("200 OK"));
+  EXPECT_THAT(response, HasSubstr("herald_build_info{version=\"9.9.9\"} 1"));
+  EXPECT_THAT(response, HasSubstr("herald_backlog_deliveries 42"));
+}
+
+TEST(MetricsServerTest, KeepsTheRegistryAlive) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto metrics = std::make_unique<HeraldMetrics>(*registry, "1.0.0");
+  absl::StatusOr<std::unique_ptr<MetricsServer>> server =
+      MetricsServer::Start("127.0.0.1:0", registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  metrics.reset();
+  registry.reset();
+  EXPECT_THAT(HttpGet((*server)->port(), "/metrics"), HasSubstr("herald_build_info"));
+}
+
+TEST(MetricsServerTest, PortInUseIsUnavailable) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  absl::StatusOr<std::unique_ptr<MetricsServer>> first =
+      MetricsServer::Start("127.0.0.1:0", registry);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*first)->port());
+  absl::StatusOr<std::unique_ptr<MetricsServer>> second = MetricsServer::Start(address, registry);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(second.status().message(), HasSubstr(address));
+}
+
+TEST(MetricsServerTest, MalformedAddressIsInvalid) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  for (const char* address : {"9464", "localhost", "127.0.0.1:", "127.0.0.1:9464s",
+                              "127.0.0.1:70000", "1.2.3.4:80,5.6.7.8:80", "::1:9464"}) {
+    absl::StatusOr<std::unique_ptr<MetricsServer>> server =
+        MetricsServer::Start(address, registry);
+    EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << address;
+  }
+}
+
+TEST(MetricsServerTest, NullRegistryIsInvalid) {
+  EXPECT_EQ(MetricsServer::Start("127.0.0.1:0", nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace herald
