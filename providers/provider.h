@@ -66,7 +66,16 @@ struct IncomingMessage {
 using MessageHandler = std::function<void(const IncomingMessage&)>;
 
 enum class ConnectionState { kDisconnected, kConnecting, kConnected };
-std::string_view ConnectionStateName(ConnectionState state);
+
+// "disconnected", "connecting" or "connected": for statistics and logs.
+inline std::string_view ConnectionStateName(ConnectionState state) {
+  switch (state) {
+    case ConnectionState::kDisconnected: return "disconnected";
+    case ConnectionState::kConnecting: return "connecting";
+    case ConnectionState::kConnected: return "connected";
+  }
+  return "disconnected";
+}
 
 // A snapshot of the provider's connection for statistics and health.
 struct ConnectionStatus {

@@ -29,7 +29,7 @@
 #include "service/store/migrations.h"
 #include "service/store/pg_device_store.h"
 #include "service/store/pg_notification_store.h"
-#include "service/store/pg_pool.h"
+#include "service/store/pg_connection_pool.h"
 
 namespace herald {
 namespace {
@@ -63,9 +63,18 @@ int Serve(const Config& config) {
     return 1;
   }
 
-  PgPool pool(config.database_url, config.database_pool_size);
-  PgDeviceStore device_store(pool, &metrics);
-  PgNotificationStore notification_store(pool, &metrics);
+  absl::StatusOr<std::unique_ptr<PgConnectionPool>> pool =
+      PgConnectionPool::Create(config.database_url, {.size = config.database_pool_size});
+  if (!pool.ok()) {
+    LogError("invalid database configuration", {{"error", pool.status().message()}});
+    return 1;
+  }
+  if (absl::Status reachable = (*pool)->CheckConnection(); !reachable.ok()) {
+    // Not fatal: Herald reports NOT_SERVING and recovers when the database returns.
+    LogError("database unreachable at start", {{"error", reachable.message()}});
+  }
+  PgDeviceStore device_store(pool->get(), &metrics);
+  PgNotificationStore notification_store(pool->get(), &metrics);
 
   absl::StatusOr<std::unique_ptr<Provider>> provider = CreateMqttProvider(config.mqtt);
   if (!provider.ok()) {

@@ -24,6 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "service/core/database_url.h"
 #include "service/core/topic.h"
 
 #ifndef HERALD_VERSION
@@ -440,58 +441,6 @@ std::string RedactUrl(absl::string_view url) {
   return out;
 }
 
-// Redacts a libpq key=value connection string, following libpq's grammar:
-// `key = value` pairs separated by whitespace, values either bare (up to the
-// next whitespace) or single-quoted, with backslash escapes in both.
-std::optional<std::string> RedactKeyValue(absl::string_view conninfo) {
-  std::string out;
-  size_t i = 0;
-  const size_t n = conninfo.size();
-  auto is_space = [](char c) { return absl::ascii_isspace(static_cast<unsigned char>(c)); };
-  while (i < n) {
-    const size_t space_start = i;
-    while (i < n && is_space(conninfo[i])) ++i;
-    absl::StrAppend(&out, conninfo.substr(space_start, i - space_start));
-    if (i == n) break;
-    const size_t key_start = i;
-    while (i < n && conninfo[i] != '=' && !is_space(conninfo[i])) ++i;
-    absl::string_view key = conninfo.substr(key_start, i - key_start);
-    if (key.empty()) return std::nullopt;
-    const size_t equals_start = i;
-    while (i < n && is_space(conninfo[i])) ++i;
-    if (i == n || conninfo[i] != '=') return std::nullopt;
-    ++i;
-    while (i < n && is_space(conninfo[i])) ++i;
-    absl::string_view separator = conninfo.substr(equals_start, i - equals_start);
-    const size_t value_start = i;
-    if (i < n && conninfo[i] == '\'') {
-      ++i;
-      bool closed = false;
-      while (i < n) {
-        if (conninfo[i] == '\\' && i + 1 < n) {
-          i += 2;
-        } else if (conninfo[i] == '\'') {
-          ++i;
-          closed = true;
-          break;
-        } else {
-          ++i;
-        }
-      }
-      if (!closed) return std::nullopt;
-    } else {
-      while (i < n && !is_space(conninfo[i])) i += (conninfo[i] == '\\' && i + 1 < n) ? 2 : 1;
-    }
-    absl::StrAppend(&out, key, separator);
-    if (IsSecretKey(key)) {
-      out.append(kRedacted);
-    } else {
-      absl::StrAppend(&out, conninfo.substr(value_start, i - value_start));
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string_view HeraldVersion() { return HERALD_VERSION; }
@@ -868,17 +817,6 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
   if (!config.ok()) return config.status();
   if (absl::Status status = ValidateConfig(*config); !status.ok()) return status;
   return config;
-}
-
-std::string RedactDatabaseUrl(std::string_view url_view) {
-  const absl::string_view url = Av(url_view);
-  if (IsUrlForm(url)) return RedactUrl(url);
-  std::optional<std::string> redacted = RedactKeyValue(url);
-  if (redacted.has_value()) return *std::move(redacted);
-  if (absl::StrContains(absl::AsciiStrToLower(url), "password")) {
-    return "REDACTED (a connection string that does not parse)";
-  }
-  return std::string(url);
 }
 
 std::string DescribeConfig(const Config& config) {

@@ -53,7 +53,8 @@ struct Config {
   std::string metrics_address = "0.0.0.0:9464";  // HOST:PORT; /metrics is served there
 
   // A libpq connection string ("host=db dbname=herald user=herald") or a
-  // postgresql:// URL. May hold a password: log RedactDatabaseUrl(url) only.
+  // postgresql:// URL. May hold a password: log RedactDatabaseUrl(url) only
+  // (service/core/database_url.h).
   std::string database_url;
   int database_pool_size = 8;
   bool migrate_on_start = false;  // --migrate: `serve` applies migrations first
@@ -155,18 +156,6 @@ absl::Status ValidateConfig(const Config& config);
 // (never the content) if the file cannot be read, is empty, or is larger
 // than 64 KiB.
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path, std::string_view flag);
-
-// `url` with its passwords replaced by "REDACTED", for logs: the password of
-// a postgresql:// or postgres:// URL (user:secret@host) and its password or
-// sslpassword query parameters, or the values of password and sslpassword in
-// a key=value connection string (quoted or not). A string it cannot parse
-// that mentions a password is redacted whole.
-//
-//   RedactDatabaseUrl("postgresql://app:s3cret@db/herald")
-//       == "postgresql://app:REDACTED@db/herald"
-//   RedactDatabaseUrl("host=db password='s3 cret' dbname=herald")
-//       == "host=db password=REDACTED dbname=herald"
-std::string RedactDatabaseUrl(std::string_view url);
 
 // A one-line key=value summary of `config` for the start-up log: every
 // setting an operator may want to check, with passwords redacted and other

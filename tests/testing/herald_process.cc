@@ -87,7 +87,7 @@ int FindPort(const std::string& log, const std::string& key) {
 
 std::string HeraldBinary() {
   const char* binary = std::getenv("HERALD_BINARY");
-  return binary != nullptr ? binary : "herald";
+  return binary != nullptr ? binary : HERALD_BINARY_DEFAULT;
 }
 
 absl::StatusOr<int> RunHerald(const std::vector<std::string>& args, std::string* output,

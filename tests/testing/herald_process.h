@@ -20,7 +20,7 @@
 
 namespace herald::testing {
 
-// The herald binary under test ($HERALD_BINARY, set by CTest).
+// The herald binary under test: $HERALD_BINARY, else the one of this build.
 std::string HeraldBinary();
 
 // Runs `herald args...` to completion; returns its exit code and fills

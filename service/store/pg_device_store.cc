@@ -1,0 +1,234 @@
+#include "service/store/pg_device_store.h"
+
+#include <algorithm>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "service/core/page_token.h"
+#include "service/store/pg_array.h"
+#include "service/store/pg_session.h"
+
+namespace herald {
+namespace {
+
+constexpr char kDevicesList[] = "devices";
+
+// The prepared statements, built once (the column list is shared).
+struct DeviceStatements {
+  PgStatement create, get, list, update, remove, resolve_ids, resolve_owners, resolve_groups;
+};
+
+const DeviceStatements& Statements() {
+  static const DeviceStatements* const statements = [] {
+    const std::string columns = absl::StrCat(
+        "tenant_id, device_id, owner_id, platform, topic, groups, ", StringMapKeysSql("metadata"),
+        " AS metadata_keys, ", StringMapValuesSql("metadata"),
+        " AS metadata_values, enabled, online, ", MicrosSql("last_seen_time"), " AS last_seen_us, ",
+        MicrosSql("create_time"), " AS create_us, ", MicrosSql("update_time"), " AS update_us");
+    const auto resolve = [&](const std::string& name, const std::string& condition) {
+      return PgStatement{name, absl::StrCat("SELECT ", columns,
+                                            " FROM devices WHERE tenant_id = $1 AND enabled AND ",
+                                            condition, " ORDER BY device_id")};
+    };
+    return new DeviceStatements{
+        .create = {"herald_create_device",
+                   absl::StrCat("INSERT INTO devices (tenant_id, device_id, owner_id, platform, "
+                                "topic, groups, metadata, enabled, online, last_seen_time) "
+                                "VALUES ($1, $2, $3, $4, $5, $6::text[], "
+                                "jsonb_object($7::text[], $8::text[]), $9::bool, $10::bool, ",
+                                TimestampFromMicrosSql("$11"), ") RETURNING ", columns)},
+        .get = {"herald_get_device",
+                absl::StrCat("SELECT ", columns,
+                             " FROM devices WHERE tenant_id = $1 AND device_id = $2")},
+        .list = {"herald_list_devices",
+                 absl::StrCat("SELECT ", columns,
+                              " FROM devices WHERE tenant_id = $1 AND device_id > $2"
+                              " AND ($3::text IS NULL OR owner_id = $3)"
+                              " AND ($4::text IS NULL OR groups @> ARRAY[$4::text])"
+                              " AND ($5::text IS NULL OR platform = $5)"
+                              " AND ($6::bool IS NULL OR online = $6)"
+                              " ORDER BY device_id LIMIT $7")},
+        .update = {"herald_update_device",
+                   absl::StrCat("UPDATE devices SET"
+                                " owner_id = CASE WHEN $3::bool THEN $4::text ELSE owner_id END,"
+                                " platform = CASE WHEN $5::bool THEN $6::text ELSE platform END,"
+                                " topic = CASE WHEN $7::bool THEN $8::text ELSE topic END,"
+                                " groups = CASE WHEN $9::bool THEN $10::text[] ELSE groups END,"
+                                " metadata = CASE WHEN $11::bool"
+                                " THEN jsonb_object($12::text[], $13::text[]) ELSE metadata END,"
+                                " enabled = CASE WHEN $14::bool THEN $15::bool ELSE enabled END,"
+                                " update_time = now()"
+                                " WHERE tenant_id = $1 AND device_id = $2 RETURNING ",
+                                columns)},
+        .remove = {"herald_delete_device",
+                   "DELETE FROM devices WHERE tenant_id = $1 AND device_id = $2"},
+        .resolve_ids = resolve("herald_resolve_device_ids", "device_id = ANY($2::text[])"),
+        .resolve_owners = resolve("herald_resolve_owner_ids", "owner_id = ANY($2::text[])"),
+        .resolve_groups = resolve("herald_resolve_groups", "groups && $2::text[]"),
+    };
+  }();
+  return *statements;
+}
+
+Device DeviceOf(const pqxx::row& row) {
+  Device device;
+  device.tenant_id = TextOf(row["tenant_id"]);
+  device.device_id = TextOf(row["device_id"]);
+  device.owner_id = TextOf(row["owner_id"]);
+  device.platform = TextOf(row["platform"]);
+  device.topic = TextOf(row["topic"]);
+  device.groups = TextArrayOf(row["groups"]);
+  device.metadata = StringMapOf(row["metadata_keys"], row["metadata_values"]);
+  device.enabled = row["enabled"].as<bool>();
+  device.online = row["online"].as<bool>();
+  device.last_seen_time = OptionalTimeOf(row["last_seen_us"]);
+  device.create_time = TimeOf(row["create_us"]);
+  device.update_time = TimeOf(row["update_us"]);
+  return device;
+}
+
+std::optional<std::string> OptionalText(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  return value;
+}
+
+absl::Status DeviceNotFound(const std::string& device_id) {
+  return absl::NotFoundError(absl::StrCat("device_id: no device \"", device_id, "\""));
+}
+
+}  // namespace
+
+PgDeviceStore::PgDeviceStore(PgConnectionPool* pool, QueryObserver* observer)
+    : pool_(pool), observer_(observer) {}
+
+absl::StatusOr<Device> PgDeviceStore::CreateDevice(const Device& device) {
+  // Autocommit: if the reply is lost the insert may have happened, and a
+  // retry would report kAlreadyExists for our own row, so never retry.
+  return RunPgOperation(*pool_, observer_, "create_device", PgRetry::kNever,
+                        [&](PgSession& session) -> absl::StatusOr<Device> {
+                          pqxx::nontransaction tx(session.connection());
+                          try {
+                            const pqxx::row row = tx.exec_prepared1(
+                                session.Prepare(Statements().create), device.tenant_id,
+                                device.device_id, device.owner_id, device.platform, device.topic,
+                                PgTextArrayLiteral(device.groups), MapKeysLiteral(device.metadata),
+                                MapValuesLiteral(device.metadata), device.enabled, device.online,
+                                MicrosOf(device.last_seen_time));
+                            return DeviceOf(row);
+                          } catch (const pqxx::unique_violation&) {
+                            return absl::AlreadyExistsError(absl::StrCat(
+                                "device_id: device \"", device.device_id, "\" already exists"));
+                          }
+                        });
+}
+
+absl::StatusOr<Device> PgDeviceStore::GetDevice(const std::string& tenant_id,
+                                                const std::string& device_id) {
+  return RunPgOperation(*pool_, observer_, "get_device", PgRetry::kOnLostConnection,
+                        [&](PgSession& session) -> absl::StatusOr<Device> {
+                          pqxx::nontransaction tx(session.connection());
+                          const pqxx::result rows = tx.exec_prepared(
+                              session.Prepare(Statements().get), tenant_id, device_id);
+                          if (rows.empty()) return DeviceNotFound(device_id);
+                          return DeviceOf(rows[0]);
+                        });
+}
+
+absl::StatusOr<Page<Device>> PgDeviceStore::ListDevices(const std::string& tenant_id,
+                                                        const DeviceFilter& filter, int page_size,
+                                                        const std::string& page_token) {
+  std::string after;
+  if (!page_token.empty()) {
+    absl::StatusOr<std::string> position = DecodePageToken(kDevicesList, page_token);
+    if (!position.ok()) return position.status();
+    after = *std::move(position);
+  }
+  const int limit = EffectivePageSize(page_size);
+  return RunPgOperation(
+      *pool_, observer_, "list_devices", PgRetry::kOnLostConnection,
+      [&](PgSession& session) -> absl::StatusOr<Page<Device>> {
+        pqxx::nontransaction tx(session.connection());
+        // One row more than the page tells whether another page follows, so
+        // the last page carries no token.
+        const pqxx::result rows = tx.exec_prepared(
+            session.Prepare(Statements().list), tenant_id, after, OptionalText(filter.owner_id),
+            OptionalText(filter.group), OptionalText(filter.platform), filter.online, limit + 1);
+        Page<Device> page;
+        const int count = std::min<int>(static_cast<int>(rows.size()), limit);
+        page.items.reserve(count);
+        for (int i = 0; i < count; ++i) page.items.push_back(DeviceOf(rows[i]));
+        if (static_cast<int>(rows.size()) > limit) {
+          page.next_page_token = EncodePageToken(kDevicesList, page.items.back().device_id);
+        }
+        return page;
+      });
+}
+
+absl::StatusOr<Device> PgDeviceStore::UpdateDevice(const Device& device,
+                                                   const std::vector<DeviceField>& mask) {
+  if (mask.empty()) return GetDevice(device.tenant_id, device.device_id);
+  const auto in_mask = [&](DeviceField field) {
+    return std::find(mask.begin(), mask.end(), field) != mask.end();
+  };
+  // Idempotent (it sets fields to given values), so a retry is harmless.
+  return RunPgOperation(
+      *pool_, observer_, "update_device", PgRetry::kOnLostConnection,
+      [&](PgSession& session) -> absl::StatusOr<Device> {
+        pqxx::nontransaction tx(session.connection());
+        const pqxx::result rows = tx.exec_prepared(
+            session.Prepare(Statements().update), device.tenant_id, device.device_id,
+            in_mask(DeviceField::kOwnerId), device.owner_id, in_mask(DeviceField::kPlatform),
+            device.platform, in_mask(DeviceField::kTopic), device.topic,
+            in_mask(DeviceField::kGroups), PgTextArrayLiteral(device.groups),
+            in_mask(DeviceField::kMetadata), MapKeysLiteral(device.metadata),
+            MapValuesLiteral(device.metadata), in_mask(DeviceField::kEnabled), device.enabled);
+        if (rows.empty()) return DeviceNotFound(device.device_id);
+        return DeviceOf(rows[0]);
+      });
+}
+
+absl::Status PgDeviceStore::DeleteDevice(const std::string& tenant_id,
+                                         const std::string& device_id) {
+  // Not retried: a lost reply may hide a successful delete, and the retry
+  // would then report kNotFound.
+  return RunPgOperation(
+      *pool_, observer_, "delete_device", PgRetry::kNever, [&](PgSession& session) -> absl::Status {
+        pqxx::nontransaction tx(session.connection());
+        const pqxx::result result =
+            tx.exec_prepared(session.Prepare(Statements().remove), tenant_id, device_id);
+        if (result.affected_rows() == 0) return DeviceNotFound(device_id);
+        return absl::OkStatus();
+      });
+}
+
+absl::StatusOr<std::vector<Device>> PgDeviceStore::ResolveTargets(const std::string& tenant_id,
+                                                                  const TargetSelector& target) {
+  const PgStatement* statement = nullptr;
+  switch (target.kind) {
+    case TargetKind::kDeviceIds: statement = &Statements().resolve_ids; break;
+    case TargetKind::kOwnerIds: statement = &Statements().resolve_owners; break;
+    case TargetKind::kGroups: statement = &Statements().resolve_groups; break;
+    case TargetKind::kTopic:
+      return absl::InvalidArgumentError(
+          "target: a raw topic names no devices; publish to it without resolving");
+  }
+  if (target.values.empty()) return std::vector<Device>();
+  const std::string values = PgTextArrayLiteral(target.values);
+  return RunPgOperation(*pool_, observer_, "resolve_targets", PgRetry::kOnLostConnection,
+                        [&](PgSession& session) -> absl::StatusOr<std::vector<Device>> {
+                          pqxx::nontransaction tx(session.connection());
+                          const pqxx::result rows =
+                              tx.exec_prepared(session.Prepare(*statement), tenant_id, values);
+                          std::vector<Device> devices;
+                          devices.reserve(rows.size());
+                          for (const pqxx::row& row : rows) devices.push_back(DeviceOf(row));
+                          return devices;
+                        });
+}
+
+}  // namespace herald

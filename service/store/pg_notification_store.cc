@@ -1,0 +1,603 @@
+#include "service/store/pg_notification_store.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "service/core/page_token.h"
+#include "service/store/pg_array.h"
+#include "service/store/pg_session.h"
+
+namespace herald {
+namespace {
+
+constexpr char kNotificationsList[] = "notifications";
+constexpr char kDeliveriesList[] = "deliveries";
+
+// Delivery states as stored; they are DeliveryStateName's values (the
+// integration tests check that they agree).
+struct NotificationStatements {
+  PgStatement insert_notification, insert_deliveries, get_by_idempotency_key, get, list,
+      list_deliveries, cancel, claim, record_outcomes, stats, backlog;
+};
+
+const NotificationStatements& Statements() {
+  static const NotificationStatements* const statements = [] {
+    // A notification row `n` with its delivery counts `c` (see kFromWithCounts).
+    const std::string columns = absl::StrCat(
+        "n.tenant_id, n.notification_id, n.target_kind, n.target_values, n.title, n.body, ",
+        StringMapKeysSql("n.data"), " AS data_keys, ", StringMapValuesSql("n.data"),
+        " AS data_values, n.priority, n.qos, n.retain, ", MicrosSql("n.ttl"), " AS ttl_us, ",
+        MicrosSql("n.send_time"), " AS send_us, ", MicrosSql("n.expire_time"),
+        " AS expire_us, n.idempotency_key, n.request_fingerprint, n.payload, ",
+        MicrosSql("n.create_time"),
+        " AS create_us, coalesce(n.send_time > now(), false) AS scheduled, c.*");
+    const std::string from_with_counts =
+        " FROM notifications n CROSS JOIN LATERAL (SELECT"
+        " count(*) FILTER (WHERE d.state = 'pending') AS pending,"
+        " count(*) FILTER (WHERE d.state = 'pending' AND d.attempts > 0) AS pending_attempted,"
+        " count(*) FILTER (WHERE d.state = 'delivered') AS delivered,"
+        " count(*) FILTER (WHERE d.state = 'no_subscriber') AS no_subscriber,"
+        " count(*) FILTER (WHERE d.state = 'received') AS received,"
+        " count(*) FILTER (WHERE d.state = 'failed') AS failed,"
+        " count(*) FILTER (WHERE d.state = 'expired') AS expired,"
+        " count(*) FILTER (WHERE d.state = 'cancelled') AS cancelled"
+        " FROM deliveries d WHERE d.notification_id = n.notification_id) AS c";
+    return new NotificationStatements{
+        .insert_notification =
+            {"herald_insert_notification",
+             absl::StrCat(
+                 "INSERT INTO notifications (notification_id, tenant_id, target_kind,"
+                 " target_values, title, body, data, priority, qos, retain, ttl, send_time,"
+                 " expire_time, idempotency_key, request_fingerprint, payload)"
+                 " VALUES ($1, $2, $3, $4::text[], $5, $6, jsonb_object($7::text[], $8::text[]),"
+                 " $9, $10::int2, $11::bool, ",
+                 IntervalFromMicrosSql("$12"), ", ", TimestampFromMicrosSql("$13"), ", ",
+                 TimestampFromMicrosSql("$14"),
+                 ", $15, $16, $17::bytea)"
+                 " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+                 " DO NOTHING RETURNING ",
+                 MicrosSql("create_time"),
+                 " AS create_us, coalesce(send_time > now(), false) AS scheduled")},
+        // The targets arrive as two parallel arrays; everything else is
+        // copied from the notification row inserted just before.
+        .insert_deliveries =
+            {"herald_insert_deliveries",
+             "INSERT INTO deliveries (tenant_id, notification_id, device_id, topic, qos, retain,"
+             " next_attempt_time, expire_time)"
+             " SELECT n.tenant_id, n.notification_id, t.device_id, t.topic, n.qos, n.retain,"
+             " coalesce(n.send_time, now()), n.expire_time"
+             " FROM notifications n, unnest($2::text[], $3::text[]) WITH ORDINALITY"
+             " AS t(device_id, topic, position)"
+             " WHERE n.notification_id = $1 ORDER BY t.position"},
+        .get_by_idempotency_key = {"herald_get_notification_by_idempotency_key",
+                                   absl::StrCat("SELECT ", columns, from_with_counts,
+                                                " WHERE n.tenant_id = $1"
+                                                " AND n.idempotency_key = $2")},
+        .get = {"herald_get_notification",
+                absl::StrCat("SELECT ", columns, from_with_counts,
+                             " WHERE n.tenant_id = $1 AND n.notification_id = $2")},
+        .list = {"herald_list_notifications",
+                 absl::StrCat("SELECT ", columns, from_with_counts,
+                              " WHERE n.tenant_id = $1 AND ($2::int8 IS NULL OR"
+                              " (n.create_time, n.notification_id) < (",
+                              TimestampFromMicrosSql("$2"),
+                              ", $3::text))"
+                              " ORDER BY n.create_time DESC, n.notification_id DESC LIMIT $4")},
+        // One row per delivery; a single row of NULLs when the notification
+        // has none after the position; no row when it does not exist.
+        .list_deliveries =
+            {"herald_list_deliveries",
+             absl::StrCat("SELECT d.delivery_id, d.device_id, d.topic, d.qos, d.state,"
+                          " d.attempts, d.last_error, ",
+                          MicrosSql("d.last_attempt_time"), " AS last_attempt_us, ",
+                          MicrosSql("d.complete_time"),
+                          " AS complete_us"
+                          " FROM notifications n LEFT JOIN LATERAL (SELECT * FROM deliveries x"
+                          " WHERE x.notification_id = n.notification_id AND x.delivery_id > $3"
+                          " ORDER BY x.delivery_id LIMIT $4) AS d ON true"
+                          " WHERE n.tenant_id = $1 AND n.notification_id = $2"
+                          " ORDER BY d.delivery_id")},
+        // Locks in delivery id order, so that concurrent cancels cannot
+        // deadlock each other.
+        .cancel = {"herald_cancel_notification",
+                   "WITH n AS (SELECT notification_id FROM notifications"
+                   " WHERE tenant_id = $1 AND notification_id = $2),"
+                   " locked AS (SELECT d.delivery_id FROM deliveries d JOIN n USING"
+                   " (notification_id) WHERE d.state = 'pending' ORDER BY d.delivery_id"
+                   " FOR UPDATE OF d),"
+                   " cancelled AS (UPDATE deliveries d SET state = 'cancelled',"
+                   " complete_time = now() FROM locked"
+                   " WHERE d.delivery_id = locked.delivery_id AND d.state = 'pending'"
+                   " RETURNING 1)"
+                   " SELECT (SELECT count(*) FROM n) AS found,"
+                   " (SELECT count(*) FROM cancelled) AS cancelled"},
+        // Due rows, oldest first, skipping those another worker is claiming.
+        // Expired ones are completed here and not handed out; the others
+        // count an attempt and are leased until now() + $2.
+        .claim =
+            {"herald_claim_deliveries",
+             absl::StrCat(
+                 "WITH due AS (SELECT delivery_id FROM deliveries"
+                 " WHERE state = 'pending' AND next_attempt_time <= now()"
+                 " ORDER BY next_attempt_time LIMIT $1 FOR UPDATE SKIP LOCKED),"
+                 " claimed AS (UPDATE deliveries d SET"
+                 " state = CASE WHEN d.expire_time <= now() THEN 'expired' ELSE 'pending' END,"
+                 " complete_time = CASE WHEN d.expire_time <= now() THEN now() END,"
+                 " last_error = CASE WHEN d.expire_time <= now() THEN coalesce(d.last_error,"
+                 " 'expired: its ttl passed before it could be delivered')"
+                 " ELSE d.last_error END,"
+                 " attempts = CASE WHEN d.expire_time <= now() THEN d.attempts"
+                 " ELSE d.attempts + 1 END,"
+                 " last_attempt_time = CASE WHEN d.expire_time <= now() THEN d.last_attempt_time"
+                 " ELSE now() END,"
+                 " next_attempt_time = CASE WHEN d.expire_time <= now() THEN d.next_attempt_time"
+                 " ELSE now() + ",
+                 IntervalFromMicrosSql("$2"),
+                 " END"
+                 " FROM due WHERE d.delivery_id = due.delivery_id"
+                 " RETURNING d.delivery_id, d.notification_id, d.topic, d.qos, d.retain,"
+                 " d.attempts, d.expire_time, d.state)"
+                 " SELECT c.delivery_id, c.notification_id, c.topic, c.qos, c.retain, n.payload,"
+                 " c.attempts, ",
+                 MicrosSql("n.create_time"), " AS accept_us, ", MicrosSql("c.expire_time"),
+                 " AS expire_us"
+                 " FROM claimed c JOIN notifications n ON n.notification_id = c.notification_id"
+                 " WHERE c.state = 'pending' ORDER BY c.delivery_id")},
+        .record_outcomes = {"herald_record_outcomes",
+                            absl::StrCat(
+                                "UPDATE deliveries d SET state = o.state,"
+                                " complete_time = CASE WHEN o.state = 'pending' THEN NULL"
+                                " ELSE now() END,"
+                                " next_attempt_time = CASE WHEN o.state = 'pending' THEN now() + ",
+                                IntervalFromMicrosSql("o.retry_us"),
+                                " ELSE d.next_attempt_time END,"
+                                " last_error = coalesce(nullif(o.error, ''), d.last_error)"
+                                " FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[])"
+                                " AS o(delivery_id, state, retry_us, error)"
+                                " WHERE d.delivery_id = o.delivery_id AND d.state = 'pending'")},
+        .stats = {"herald_get_stats",
+                  absl::StrCat(
+                      "WITH g AS (SELECT qos, provider,"
+                      " count(*) FILTER (WHERE attempts > 0) AS sent,"
+                      " count(*) FILTER (WHERE state IN ('delivered', 'no_subscriber',"
+                      " 'received')) AS succeeded,"
+                      " count(*) FILTER (WHERE state = 'failed') AS failed,"
+                      " count(*) FILTER (WHERE state = 'expired') AS expired,"
+                      " count(*) FILTER (WHERE state = 'cancelled') AS cancelled,"
+                      " count(*) FILTER (WHERE state = 'pending') AS pending,"
+                      " max(last_attempt_time) AS last_sent"
+                      " FROM deliveries WHERE tenant_id = $1 GROUP BY qos, provider)"
+                      " SELECT g.qos, g.provider, g.sent, g.succeeded, g.failed, g.expired,"
+                      " g.cancelled, g.pending, ",
+                      MicrosSql("g.last_sent"),
+                      " AS last_sent_us,"
+                      " (SELECT count(*) FROM notifications WHERE tenant_id = $1)"
+                      " AS notifications,"
+                      " (SELECT count(*) FROM devices WHERE tenant_id = $1) AS devices"
+                      " FROM (SELECT 1) AS one LEFT JOIN g ON true")},
+        .backlog = {"herald_count_backlog",
+                    "SELECT count(*) FROM deliveries WHERE state = 'pending'"},
+    };
+  }();
+  return *statements;
+}
+
+std::optional<Priority> PriorityFromName(std::string_view name) {
+  for (Priority priority :
+       {Priority::kLow, Priority::kNormal, Priority::kHigh, Priority::kUrgent}) {
+    if (PriorityName(priority) == name) return priority;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> OptionalText(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  return value;
+}
+
+DeliveryState DeliveryStateOf(const pqxx::field& field) {
+  const std::optional<DeliveryState> state = DeliveryStateFromName(field.c_str());
+  if (!state.has_value()) {
+    throw pqxx::conversion_error(
+        absl::StrCat("column ", field.name(), ": unknown delivery state \"", field.c_str(), "\""));
+  }
+  return *state;
+}
+
+DeliveryStateCounts CountsOf(const pqxx::row& row) {
+  DeliveryStateCounts counts;
+  counts.pending = row["pending"].as<int64_t>();
+  counts.pending_attempted = row["pending_attempted"].as<int64_t>();
+  counts.delivered = row["delivered"].as<int64_t>();
+  counts.no_subscriber = row["no_subscriber"].as<int64_t>();
+  counts.received = row["received"].as<int64_t>();
+  counts.failed = row["failed"].as<int64_t>();
+  counts.expired = row["expired"].as<int64_t>();
+  counts.cancelled = row["cancelled"].as<int64_t>();
+  return counts;
+}
+
+NotificationRecord NotificationOf(const pqxx::row& row) {
+  NotificationRecord record;
+  record.tenant_id = TextOf(row["tenant_id"]);
+  record.notification_id = TextOf(row["notification_id"]);
+  const std::optional<TargetKind> kind = TargetKindFromName(row["target_kind"].c_str());
+  if (!kind.has_value()) {
+    throw pqxx::conversion_error(
+        absl::StrCat("column target_kind: unknown kind \"", row["target_kind"].c_str(), "\""));
+  }
+  record.target.kind = *kind;
+  record.target.values = TextArrayOf(row["target_values"]);
+  record.content.title = TextOf(row["title"]);
+  record.content.body = TextOf(row["body"]);
+  record.content.data = StringMapOf(row["data_keys"], row["data_values"]);
+  const std::optional<Priority> priority = PriorityFromName(row["priority"].c_str());
+  if (!priority.has_value()) {
+    throw pqxx::conversion_error(
+        absl::StrCat("column priority: unknown priority \"", row["priority"].c_str(), "\""));
+  }
+  record.content.priority = *priority;
+  record.options.qos = row["qos"].as<int>();
+  record.options.retain = row["retain"].as<bool>();
+  if (!row["ttl_us"].is_null()) {
+    record.options.ttl = absl::Microseconds(row["ttl_us"].as<int64_t>());
+  }
+  record.options.send_time = OptionalTimeOf(row["send_us"]);
+  record.options.idempotency_key = TextOf(row["idempotency_key"]);
+  record.expire_time = OptionalTimeOf(row["expire_us"]);
+  record.request_fingerprint = TextOf(row["request_fingerprint"]);
+  record.payload = BytesOf(row["payload"]);
+  record.create_time = TimeOf(row["create_us"]);
+  record.counts = CountsOf(row);
+  record.state = DeriveNotificationState(record.counts, row["scheduled"].as<bool>());
+  return record;
+}
+
+DeliveryRecord DeliveryOf(const pqxx::row& row) {
+  DeliveryRecord delivery;
+  delivery.delivery_id = row["delivery_id"].as<int64_t>();
+  delivery.device_id = TextOf(row["device_id"]);
+  delivery.topic = TextOf(row["topic"]);
+  delivery.qos = row["qos"].as<int>();
+  delivery.state = DeliveryStateOf(row["state"]);
+  delivery.attempts = row["attempts"].as<int>();
+  delivery.last_error = TextOf(row["last_error"]);
+  delivery.last_attempt_time = OptionalTimeOf(row["last_attempt_us"]);
+  delivery.complete_time = OptionalTimeOf(row["complete_us"]);
+  return delivery;
+}
+
+ClaimedDelivery ClaimedOf(const pqxx::row& row) {
+  ClaimedDelivery claimed;
+  claimed.delivery_id = row["delivery_id"].as<int64_t>();
+  claimed.notification_id = TextOf(row["notification_id"]);
+  claimed.topic = TextOf(row["topic"]);
+  claimed.qos = row["qos"].as<int>();
+  claimed.retain = row["retain"].as<bool>();
+  claimed.payload = BytesOf(row["payload"]);
+  claimed.attempts = row["attempts"].as<int>();
+  claimed.accept_time = TimeOf(row["accept_us"]);
+  claimed.expire_time = OptionalTimeOf(row["expire_us"]);
+  return claimed;
+}
+
+DeliveryTotals TotalsOf(const pqxx::row& row) {
+  DeliveryTotals totals;
+  totals.sent = row["sent"].as<int64_t>();
+  totals.succeeded = row["succeeded"].as<int64_t>();
+  totals.failed = row["failed"].as<int64_t>();
+  totals.expired = row["expired"].as<int64_t>();
+  totals.cancelled = row["cancelled"].as<int64_t>();
+  totals.pending = row["pending"].as<int64_t>();
+  return totals;
+}
+
+void Add(const DeliveryTotals& from, DeliveryTotals* to) {
+  to->sent += from.sent;
+  to->succeeded += from.succeeded;
+  to->failed += from.failed;
+  to->expired += from.expired;
+  to->cancelled += from.cancelled;
+  to->pending += from.pending;
+}
+
+absl::Status NotificationNotFound(const std::string& notification_id) {
+  return absl::NotFoundError(
+      absl::StrCat("notification_id: no notification \"", notification_id, "\""));
+}
+
+// A list position "<create time in µs>/<notification id>".
+std::string NotificationPosition(const NotificationRecord& record) {
+  return absl::StrCat(absl::ToUnixMicros(record.create_time), "/", record.notification_id);
+}
+
+absl::Status InvalidPosition() {
+  return absl::InvalidArgumentError(
+      "page_token: not a token issued by this list method; pass the next_page_token of the "
+      "previous response, or an empty token for the first page");
+}
+
+std::string Int64ArrayLiteral(const std::vector<int64_t>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    absl::StrAppend(&out, values[i]);
+  }
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace
+
+PgNotificationStore::PgNotificationStore(PgConnectionPool* pool, QueryObserver* observer)
+    : pool_(pool), observer_(observer) {}
+
+absl::StatusOr<InsertedNotification> PgNotificationStore::InsertNotification(
+    const NotificationRecord& notification, const std::vector<ResolvedTarget>& targets) {
+  std::vector<std::string> device_ids;
+  std::vector<std::string> topics;
+  device_ids.reserve(targets.size());
+  topics.reserve(targets.size());
+  for (const ResolvedTarget& target : targets) {
+    device_ids.push_back(target.device_id);
+    topics.push_back(target.topic);
+  }
+  const std::string device_ids_literal = PgTextArrayLiteral(device_ids);
+  const std::string topics_literal = PgTextArrayLiteral(topics);
+  const pqxx::binarystring payload(notification.payload.data(), notification.payload.size());
+
+  // One transaction: a lost connection before COMMIT rolls everything back,
+  // so a retry can neither duplicate the notification nor half-store it.
+  return RunPgOperation(
+      *pool_, observer_, "insert_notification", PgRetry::kOnLostConnection,
+      [&](PgSession& session) -> absl::StatusOr<InsertedNotification> {
+        const NotificationStatements& statements = Statements();
+        const std::string insert_notification = session.Prepare(statements.insert_notification);
+        const std::string insert_deliveries = session.Prepare(statements.insert_deliveries);
+        const std::string get_by_key = session.Prepare(statements.get_by_idempotency_key);
+        pqxx::work tx(session.connection());
+        const pqxx::result inserted = tx.exec_prepared(
+            insert_notification, notification.notification_id, notification.tenant_id,
+            std::string(TargetKindName(notification.target.kind)),
+            PgTextArrayLiteral(notification.target.values), notification.content.title,
+            notification.content.body, MapKeysLiteral(notification.content.data),
+            MapValuesLiteral(notification.content.data),
+            std::string(PriorityName(notification.content.priority)), notification.options.qos,
+            notification.options.retain, MicrosOf(notification.options.ttl),
+            MicrosOf(notification.options.send_time), MicrosOf(notification.expire_time),
+            OptionalText(notification.options.idempotency_key), notification.request_fingerprint,
+            payload);
+
+        if (inserted.empty()) {
+          // The idempotency key is taken (ON CONFLICT waited for the other
+          // transaction to commit, so its row is visible to this statement).
+          const pqxx::result existing = tx.exec_prepared(get_by_key, notification.tenant_id,
+                                                         notification.options.idempotency_key);
+          if (existing.empty()) {
+            return absl::AbortedError(
+                "insert_notification: the notification holding this idempotency_key vanished; "
+                "retry the request");
+          }
+          NotificationRecord earlier = NotificationOf(existing[0]);
+          tx.commit();
+          if (earlier.request_fingerprint != notification.request_fingerprint) {
+            return absl::FailedPreconditionError(
+                absl::StrCat("idempotency_key: already used by notification ",
+                             earlier.notification_id, " with different content"));
+          }
+          return InsertedNotification{.notification = std::move(earlier), .duplicate = true};
+        }
+
+        if (!targets.empty()) {
+          tx.exec_prepared(insert_deliveries, notification.notification_id, device_ids_literal,
+                           topics_literal);
+        }
+        tx.commit();
+
+        InsertedNotification result;
+        result.notification = notification;
+        result.notification.create_time = TimeOf(inserted[0]["create_us"]);
+        result.notification.counts = DeliveryStateCounts{};
+        result.notification.counts.pending = static_cast<int64_t>(targets.size());
+        result.notification.state = DeriveNotificationState(result.notification.counts,
+                                                            inserted[0]["scheduled"].as<bool>());
+        return result;
+      });
+}
+
+absl::StatusOr<NotificationRecord> PgNotificationStore::GetNotification(
+    const std::string& tenant_id, const std::string& notification_id) {
+  return RunPgOperation(*pool_, observer_, "get_notification", PgRetry::kOnLostConnection,
+                        [&](PgSession& session) -> absl::StatusOr<NotificationRecord> {
+                          pqxx::nontransaction tx(session.connection());
+                          const pqxx::result rows = tx.exec_prepared(
+                              session.Prepare(Statements().get), tenant_id, notification_id);
+                          if (rows.empty()) return NotificationNotFound(notification_id);
+                          return NotificationOf(rows[0]);
+                        });
+}
+
+absl::StatusOr<Page<DeliveryRecord>> PgNotificationStore::ListDeliveries(
+    const std::string& tenant_id, const std::string& notification_id, int page_size,
+    const std::string& page_token) {
+  int64_t after = 0;
+  if (!page_token.empty()) {
+    absl::StatusOr<std::string> position = DecodePageToken(kDeliveriesList, page_token);
+    if (!position.ok()) return position.status();
+    if (!absl::SimpleAtoi(*position, &after)) return InvalidPosition();
+  }
+  const int limit = EffectivePageSize(page_size);
+  return RunPgOperation(*pool_, observer_, "list_deliveries", PgRetry::kOnLostConnection,
+                        [&](PgSession& session) -> absl::StatusOr<Page<DeliveryRecord>> {
+                          pqxx::nontransaction tx(session.connection());
+                          const pqxx::result rows =
+                              tx.exec_prepared(session.Prepare(Statements().list_deliveries),
+                                               tenant_id, notification_id, after, limit + 1);
+                          if (rows.empty()) return NotificationNotFound(notification_id);
+                          Page<DeliveryRecord> page;
+                          for (const pqxx::row& row : rows) {
+                            if (row["delivery_id"].is_null())
+                              break;  // the notification has no more
+                            if (static_cast<int>(page.items.size()) == limit) {
+                              page.next_page_token = EncodePageToken(
+                                  kDeliveriesList, absl::StrCat(page.items.back().delivery_id));
+                              break;
+                            }
+                            page.items.push_back(DeliveryOf(row));
+                          }
+                          return page;
+                        });
+}
+
+absl::StatusOr<Page<NotificationRecord>> PgNotificationStore::ListNotifications(
+    const std::string& tenant_id, int page_size, const std::string& page_token) {
+  std::optional<int64_t> after_micros;
+  std::string after_id;
+  if (!page_token.empty()) {
+    absl::StatusOr<std::string> position = DecodePageToken(kNotificationsList, page_token);
+    if (!position.ok()) return position.status();
+    const size_t slash = position->find('/');
+    int64_t micros = 0;
+    if (slash == std::string::npos || !absl::SimpleAtoi(position->substr(0, slash), &micros)) {
+      return InvalidPosition();
+    }
+    after_micros = micros;
+    after_id = position->substr(slash + 1);
+  }
+  const int limit = EffectivePageSize(page_size);
+  return RunPgOperation(*pool_, observer_, "list_notifications", PgRetry::kOnLostConnection,
+                        [&](PgSession& session) -> absl::StatusOr<Page<NotificationRecord>> {
+                          pqxx::nontransaction tx(session.connection());
+                          const pqxx::result rows =
+                              tx.exec_prepared(session.Prepare(Statements().list), tenant_id,
+                                               after_micros, after_id, limit + 1);
+                          Page<NotificationRecord> page;
+                          const int count = std::min<int>(static_cast<int>(rows.size()), limit);
+                          page.items.reserve(count);
+                          for (int i = 0; i < count; ++i)
+                            page.items.push_back(NotificationOf(rows[i]));
+                          if (static_cast<int>(rows.size()) > limit) {
+                            page.next_page_token = EncodePageToken(
+                                kNotificationsList, NotificationPosition(page.items.back()));
+                          }
+                          return page;
+                        });
+}
+
+absl::StatusOr<int64_t> PgNotificationStore::CancelNotification(
+    const std::string& tenant_id, const std::string& notification_id) {
+  // Not retried: after a lost reply the cancel may have happened, and a
+  // second run would report 0 cancelled deliveries.
+  return RunPgOperation(*pool_, observer_, "cancel_notification", PgRetry::kNever,
+                        [&](PgSession& session) -> absl::StatusOr<int64_t> {
+                          pqxx::nontransaction tx(session.connection());
+                          const pqxx::row row = tx.exec_prepared1(
+                              session.Prepare(Statements().cancel), tenant_id, notification_id);
+                          if (row["found"].as<int64_t>() == 0) {
+                            return NotificationNotFound(notification_id);
+                          }
+                          return row["cancelled"].as<int64_t>();
+                        });
+}
+
+absl::StatusOr<std::vector<ClaimedDelivery>> PgNotificationStore::ClaimDueDeliveries(
+    int max, absl::Duration lease) {
+  if (max < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("claim_deliveries: max must be at least 1, got ", max));
+  }
+  const int64_t lease_micros = std::max<int64_t>(0, absl::ToInt64Microseconds(lease));
+  // A retry after a lost reply is harmless: rows that the lost attempt
+  // claimed become due again when its lease ends.
+  return RunPgOperation(*pool_, observer_, "claim_deliveries", PgRetry::kOnLostConnection,
+                        [&](PgSession& session) -> absl::StatusOr<std::vector<ClaimedDelivery>> {
+                          pqxx::nontransaction tx(session.connection());
+                          const pqxx::result rows = tx.exec_prepared(
+                              session.Prepare(Statements().claim), max, lease_micros);
+                          std::vector<ClaimedDelivery> claimed;
+                          claimed.reserve(rows.size());
+                          for (const pqxx::row& row : rows) claimed.push_back(ClaimedOf(row));
+                          return claimed;
+                        });
+}
+
+absl::Status PgNotificationStore::RecordOutcomes(const std::vector<DeliveryOutcome>& outcomes) {
+  if (outcomes.empty()) return absl::OkStatus();
+  std::vector<int64_t> ids;
+  std::vector<std::string> states;
+  std::vector<int64_t> retry_micros;
+  std::vector<std::string> errors;
+  ids.reserve(outcomes.size());
+  states.reserve(outcomes.size());
+  retry_micros.reserve(outcomes.size());
+  errors.reserve(outcomes.size());
+  for (const DeliveryOutcome& outcome : outcomes) {
+    const std::string_view state = DeliveryStateName(outcome.state);
+    if (DeliveryStateFromName(state) != outcome.state) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("outcome state: not a delivery state (delivery ", outcome.delivery_id, ")"));
+    }
+    ids.push_back(outcome.delivery_id);
+    states.emplace_back(state);
+    retry_micros.push_back(std::max<int64_t>(0, absl::ToInt64Microseconds(outcome.retry_after)));
+    errors.push_back(outcome.error);
+  }
+  const std::string ids_literal = Int64ArrayLiteral(ids);
+  const std::string states_literal = PgTextArrayLiteral(states);
+  const std::string retry_literal = Int64ArrayLiteral(retry_micros);
+  const std::string errors_literal = PgTextArrayLiteral(errors);
+  // Idempotent: running it twice leaves the same states (only the retry
+  // time moves a little later).
+  return RunPgOperation(*pool_, observer_, "record_outcomes", PgRetry::kOnLostConnection,
+                        [&](PgSession& session) -> absl::Status {
+                          pqxx::nontransaction tx(session.connection());
+                          tx.exec_prepared(session.Prepare(Statements().record_outcomes),
+                                           ids_literal, states_literal, retry_literal,
+                                           errors_literal);
+                          return absl::OkStatus();
+                        });
+}
+
+absl::StatusOr<StoredStats> PgNotificationStore::GetStats(const std::string& tenant_id) {
+  return RunPgOperation(
+      *pool_, observer_, "get_stats", PgRetry::kOnLostConnection,
+      [&](PgSession& session) -> absl::StatusOr<StoredStats> {
+        pqxx::nontransaction tx(session.connection());
+        const pqxx::result rows = tx.exec_prepared(session.Prepare(Statements().stats), tenant_id);
+        StoredStats stats;
+        for (const pqxx::row& row : rows) {
+          stats.notifications = row["notifications"].as<int64_t>();
+          stats.devices = row["devices"].as<int64_t>();
+          if (row["qos"].is_null()) continue;  // the tenant has no deliveries
+          const DeliveryTotals totals = TotalsOf(row);
+          Add(totals, &stats.total);
+          Add(totals, &stats.by_qos[row["qos"].as<int>()]);
+          Add(totals, &stats.by_provider[TextOf(row["provider"])]);
+          const std::optional<absl::Time> last_sent = OptionalTimeOf(row["last_sent_us"]);
+          if (last_sent.has_value() &&
+              (!stats.last_sent_time.has_value() || *last_sent > *stats.last_sent_time)) {
+            stats.last_sent_time = last_sent;
+          }
+        }
+        return stats;
+      });
+}
+
+absl::StatusOr<int64_t> PgNotificationStore::CountBacklog() {
+  return RunPgOperation(
+      *pool_, observer_, "count_backlog", PgRetry::kOnLostConnection,
+      [&](PgSession& session) -> absl::StatusOr<int64_t> {
+        pqxx::nontransaction tx(session.connection());
+        return tx.exec_prepared1(session.Prepare(Statements().backlog))[0].as<int64_t>();
+      });
+}
+
+}  // namespace herald

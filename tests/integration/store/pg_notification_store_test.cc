@@ -1,0 +1,751 @@
+// PgNotificationStore against a real PostgreSQL (a scratch database per
+// test): the outbox life cycle, leases, concurrency and idempotency.
+#include "service/store/pg_notification_store.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <latch>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "service/core/page_token.h"
+#include "service/store/pg_connection_pool.h"
+#include "service/store/pg_device_store.h"
+#include "tests/integration/store/store_test_support.h"
+#include "tests/testing/test_servers.h"
+
+namespace herald {
+namespace {
+
+using ::herald::testing::CreateScratchDatabase;
+using ::herald::testing::MakePool;
+using ::herald::testing::RecordingQueryObserver;
+using ::herald::testing::WaitFor;
+
+// `time` cut to whole microseconds, the precision of a PostgreSQL timestamp.
+absl::Time Micros(absl::Time time) { return absl::FromUnixMicros(absl::ToUnixMicros(time)); }
+
+std::vector<ResolvedTarget> Targets(int count, const std::string& prefix = "dev") {
+  std::vector<ResolvedTarget> targets;
+  targets.reserve(count);
+  for (int i = 0; i < count; ++i) {
+    const std::string id = absl::StrCat(prefix, "-", i);
+    targets.push_back({.device_id = id, .topic = absl::StrCat("devices/", id, "/notifications")});
+  }
+  return targets;
+}
+
+NotificationRecord Record(const std::string& id, const std::vector<ResolvedTarget>& targets,
+                          const std::string& tenant = kDefaultTenant) {
+  NotificationRecord record;
+  record.tenant_id = tenant;
+  record.notification_id = id;
+  record.target.kind = TargetKind::kDeviceIds;
+  for (const ResolvedTarget& target : targets) record.target.values.push_back(target.device_id);
+  record.content.title = "Door open";
+  record.content.body = "The front door is open";
+  record.content.data = {{"door", "front"}, {"quote", "\"x\""}};
+  record.content.priority = Priority::kHigh;
+  record.options.qos = 1;
+  record.payload = absl::StrCat(R"({"id":")", id, R"(","title":"Door open"})");
+  record.request_fingerprint = absl::StrCat("fingerprint-", id);
+  return record;
+}
+
+class PgNotificationStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    url_ = CreateScratchDatabase("notification_store");
+    pool_ = MakePool(url_, {.size = 8});
+    ASSERT_NE(pool_, nullptr);
+    store_ = std::make_unique<PgNotificationStore>(pool_.get(), &observer_);
+  }
+
+  NotificationRecord MustInsert(const NotificationRecord& record,
+                                const std::vector<ResolvedTarget>& targets) {
+    absl::StatusOr<InsertedNotification> inserted = store_->InsertNotification(record, targets);
+    EXPECT_TRUE(inserted.ok()) << inserted.status();
+    if (!inserted.ok()) return {};
+    EXPECT_FALSE(inserted->duplicate);
+    return inserted->notification;
+  }
+
+  NotificationRecord MustGet(const std::string& id, const std::string& tenant = kDefaultTenant) {
+    absl::StatusOr<NotificationRecord> record = store_->GetNotification(tenant, id);
+    EXPECT_TRUE(record.ok()) << record.status();
+    return record.ok() ? *record : NotificationRecord{};
+  }
+
+  std::vector<ClaimedDelivery> MustClaim(int max, absl::Duration lease = absl::Seconds(60)) {
+    absl::StatusOr<std::vector<ClaimedDelivery>> claimed = store_->ClaimDueDeliveries(max, lease);
+    EXPECT_TRUE(claimed.ok()) << claimed.status();
+    return claimed.ok() ? *claimed : std::vector<ClaimedDelivery>{};
+  }
+
+  std::vector<DeliveryRecord> AllDeliveries(const std::string& id) {
+    absl::StatusOr<Page<DeliveryRecord>> page =
+        store_->ListDeliveries(kDefaultTenant, id, 1000, "");
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? page->items : std::vector<DeliveryRecord>{};
+  }
+
+  std::string url_;
+  RecordingQueryObserver observer_;
+  std::unique_ptr<PgConnectionPool> pool_;
+  std::unique_ptr<PgNotificationStore> store_;
+};
+
+TEST_F(PgNotificationStoreTest, InsertThenGetRoundTripsEveryField) {
+  NotificationRecord record = Record("n1", Targets(3));
+  record.content.priority = Priority::kUrgent;
+  record.options.qos = 2;
+  record.options.retain = true;
+  record.options.ttl = absl::Seconds(90) + absl::Microseconds(5);
+  record.options.idempotency_key = "key-1";
+  record.expire_time = absl::FromUnixMicros(4102444800000001);  // 2100
+  record.payload = std::string("{\0\xff\x01}", 5);              // any bytes survive
+
+  const absl::Time before = absl::Now() - absl::Seconds(5);
+  const NotificationRecord inserted = MustInsert(record, Targets(3));
+  EXPECT_GE(inserted.create_time, before);
+  EXPECT_EQ(inserted.counts.pending, 3);
+  EXPECT_EQ(inserted.state, NotificationState::kAccepted);
+
+  const NotificationRecord got = MustGet("n1");
+  EXPECT_EQ(got.tenant_id, kDefaultTenant);
+  EXPECT_EQ(got.notification_id, "n1");
+  EXPECT_EQ(got.target.kind, TargetKind::kDeviceIds);
+  EXPECT_EQ(got.target.values, (std::vector<std::string>{"dev-0", "dev-1", "dev-2"}));
+  EXPECT_EQ(got.content.title, "Door open");
+  EXPECT_EQ(got.content.body, "The front door is open");
+  EXPECT_EQ(got.content.data, record.content.data);
+  EXPECT_EQ(got.content.priority, Priority::kUrgent);
+  EXPECT_EQ(got.options.qos, 2);
+  EXPECT_TRUE(got.options.retain);
+  EXPECT_EQ(got.options.ttl, record.options.ttl);
+  EXPECT_FALSE(got.options.send_time.has_value());
+  EXPECT_EQ(got.options.idempotency_key, "key-1");
+  EXPECT_EQ(got.expire_time, record.expire_time);
+  EXPECT_EQ(got.payload, record.payload);
+  EXPECT_EQ(got.request_fingerprint, record.request_fingerprint);
+  EXPECT_EQ(got.create_time, inserted.create_time);
+  EXPECT_EQ(got.counts.pending, 3);
+  EXPECT_EQ(got.counts.Total(), 3);
+  EXPECT_EQ(got.state, NotificationState::kAccepted);
+
+  const std::vector<DeliveryRecord> deliveries = AllDeliveries("n1");
+  ASSERT_EQ(deliveries.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(deliveries[i].device_id, absl::StrCat("dev-", i));  // target order
+    EXPECT_EQ(deliveries[i].topic, absl::StrCat("devices/dev-", i, "/notifications"));
+    EXPECT_EQ(deliveries[i].qos, 2);
+    EXPECT_EQ(deliveries[i].state, DeliveryState::kPending);
+    EXPECT_EQ(deliveries[i].attempts, 0);
+    EXPECT_FALSE(deliveries[i].last_attempt_time.has_value());
+  }
+  EXPECT_TRUE(observer_.Saw("insert_notification"));
+  EXPECT_TRUE(observer_.Saw("get_notification"));
+  EXPECT_TRUE(observer_.Saw("list_deliveries"));
+}
+
+TEST_F(PgNotificationStoreTest, GetMissingOrOtherTenantIsNotFound) {
+  MustInsert(Record("n1", Targets(1)), Targets(1));
+  EXPECT_EQ(store_->GetNotification(kDefaultTenant, "nope").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetNotification("other-tenant", "n1").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListDeliveries("other-tenant", "n1", 10, "").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->CancelNotification("other-tenant", "n1").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PgNotificationStoreTest, DuplicateNotificationIdIsAlreadyExists) {
+  MustInsert(Record("n1", Targets(1)), Targets(1));
+  absl::StatusOr<InsertedNotification> again =
+      store_->InsertNotification(Record("n1", Targets(1)), Targets(1));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists) << again.status();
+}
+
+TEST_F(PgNotificationStoreTest, RawTopicTargetHasNoDevice) {
+  NotificationRecord record = Record("broadcast", {});
+  record.target = {.kind = TargetKind::kTopic, .values = {"broadcast/all"}};
+  MustInsert(record, {{.device_id = "", .topic = "broadcast/all"}});
+  const NotificationRecord got = MustGet("broadcast");
+  EXPECT_EQ(got.target.kind, TargetKind::kTopic);
+  const std::vector<DeliveryRecord> deliveries = AllDeliveries("broadcast");
+  ASSERT_EQ(deliveries.size(), 1u);
+  EXPECT_EQ(deliveries[0].device_id, "");
+  EXPECT_EQ(deliveries[0].topic, "broadcast/all");
+}
+
+TEST_F(PgNotificationStoreTest, ClaimPublishRecordLifeCycle) {
+  const NotificationRecord inserted = MustInsert(Record("n1", Targets(3)), Targets(3));
+
+  std::vector<ClaimedDelivery> claimed = MustClaim(10);
+  ASSERT_EQ(claimed.size(), 3u);
+  for (const ClaimedDelivery& delivery : claimed) {
+    EXPECT_EQ(delivery.notification_id, "n1");
+    EXPECT_EQ(delivery.payload, inserted.payload);
+    EXPECT_EQ(delivery.qos, 1);
+    EXPECT_FALSE(delivery.retain);
+    EXPECT_EQ(delivery.attempts, 1);
+    EXPECT_EQ(delivery.accept_time, inserted.create_time);
+    EXPECT_FALSE(delivery.expire_time.has_value());
+  }
+  EXPECT_TRUE(claimed[0].delivery_id < claimed[1].delivery_id &&
+              claimed[1].delivery_id < claimed[2].delivery_id);
+  // Leased: nobody else gets them.
+  EXPECT_TRUE(MustClaim(10).empty());
+  EXPECT_EQ(MustGet("n1").state, NotificationState::kDelivering);
+
+  ASSERT_TRUE(store_
+                  ->RecordOutcomes({
+                      {.delivery_id = claimed[0].delivery_id, .state = DeliveryState::kDelivered},
+                      {.delivery_id = claimed[1].delivery_id,
+                       .state = DeliveryState::kPending,
+                       .retry_after = absl::ZeroDuration(),
+                       .error = "timeout waiting for PUBACK"},
+                      {.delivery_id = claimed[2].delivery_id,
+                       .state = DeliveryState::kFailed,
+                       .error = "not authorised (135)"},
+                      {.delivery_id = 987654321, .state = DeliveryState::kDelivered},  // unknown
+                  })
+                  .ok());
+
+  NotificationRecord got = MustGet("n1");
+  EXPECT_EQ(got.counts.delivered, 1);
+  EXPECT_EQ(got.counts.pending, 1);
+  EXPECT_EQ(got.counts.pending_attempted, 1);
+  EXPECT_EQ(got.counts.failed, 1);
+  EXPECT_EQ(got.state, NotificationState::kDelivering);
+
+  // The retry is due at once (retry_after 0) and counts a second attempt.
+  claimed = MustClaim(10);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].attempts, 2);
+  ASSERT_TRUE(store_
+                  ->RecordOutcomes(
+                      {{.delivery_id = claimed[0].delivery_id, .state = DeliveryState::kDelivered}})
+                  .ok());
+
+  got = MustGet("n1");
+  EXPECT_EQ(got.counts.delivered, 2);
+  EXPECT_EQ(got.counts.failed, 1);
+  EXPECT_EQ(got.counts.pending, 0);
+  EXPECT_EQ(got.state, NotificationState::kPartiallyDelivered);
+
+  const std::vector<DeliveryRecord> deliveries = AllDeliveries("n1");
+  ASSERT_EQ(deliveries.size(), 3u);
+  EXPECT_EQ(deliveries[0].state, DeliveryState::kDelivered);
+  EXPECT_EQ(deliveries[0].attempts, 1);
+  EXPECT_TRUE(deliveries[0].complete_time.has_value());
+  EXPECT_TRUE(deliveries[0].last_attempt_time.has_value());
+  EXPECT_EQ(deliveries[1].state, DeliveryState::kDelivered);
+  EXPECT_EQ(deliveries[1].attempts, 2);
+  EXPECT_EQ(deliveries[1].last_error, "timeout waiting for PUBACK");  // kept from the retry
+  EXPECT_EQ(deliveries[2].state, DeliveryState::kFailed);
+  EXPECT_EQ(deliveries[2].last_error, "not authorised (135)");
+  EXPECT_TRUE(deliveries[2].complete_time.has_value());
+
+  // Completed deliveries are never claimed again.
+  EXPECT_TRUE(MustClaim(10).empty());
+  EXPECT_TRUE(observer_.Saw("claim_deliveries"));
+  EXPECT_TRUE(observer_.Saw("record_outcomes"));
+}
+
+TEST_F(PgNotificationStoreTest, AllDeliveredMeansDelivered) {
+  MustInsert(Record("n1", Targets(2)), Targets(2));
+  std::vector<DeliveryOutcome> outcomes;
+  for (const ClaimedDelivery& delivery : MustClaim(10)) {
+    outcomes.push_back({.delivery_id = delivery.delivery_id, .state = DeliveryState::kDelivered});
+  }
+  ASSERT_EQ(outcomes.size(), 2u);
+  ASSERT_TRUE(store_->RecordOutcomes(outcomes).ok());
+  EXPECT_EQ(MustGet("n1").state, NotificationState::kDelivered);
+}
+
+TEST_F(PgNotificationStoreTest, EveryDeliveryStateNameIsAcceptedByTheSchema) {
+  // The SQL spells the states out; they must be DeliveryStateName's values.
+  const std::vector<DeliveryState> terminal = {
+      DeliveryState::kDelivered, DeliveryState::kNoSubscriber, DeliveryState::kReceived,
+      DeliveryState::kFailed,    DeliveryState::kExpired,      DeliveryState::kCancelled};
+  MustInsert(Record("n1", Targets(6)), Targets(6));
+  const std::vector<ClaimedDelivery> claimed = MustClaim(10);
+  ASSERT_EQ(claimed.size(), terminal.size());
+  std::vector<DeliveryOutcome> outcomes;
+  for (size_t i = 0; i < terminal.size(); ++i) {
+    outcomes.push_back({.delivery_id = claimed[i].delivery_id, .state = terminal[i]});
+  }
+  ASSERT_TRUE(store_->RecordOutcomes(outcomes).ok());
+  const std::vector<DeliveryRecord> deliveries = AllDeliveries("n1");
+  ASSERT_EQ(deliveries.size(), terminal.size());
+  for (size_t i = 0; i < terminal.size(); ++i) {
+    EXPECT_EQ(deliveries[i].state, terminal[i]) << DeliveryStateName(terminal[i]);
+  }
+  EXPECT_EQ(DeliveryStateName(DeliveryState::kPending), "pending");
+}
+
+TEST_F(PgNotificationStoreTest, RetryBackoffDelaysTheNextClaim) {
+  MustInsert(Record("n1", Targets(1)), Targets(1));
+  std::vector<ClaimedDelivery> claimed = MustClaim(10);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(store_
+                  ->RecordOutcomes({{.delivery_id = claimed[0].delivery_id,
+                                     .state = DeliveryState::kPending,
+                                     .retry_after = absl::Hours(1),
+                                     .error = "broker unavailable"}})
+                  .ok());
+  EXPECT_TRUE(MustClaim(10).empty());
+  const NotificationRecord got = MustGet("n1");
+  EXPECT_EQ(got.counts.pending_attempted, 1);
+  EXPECT_EQ(got.state, NotificationState::kDelivering);
+  EXPECT_EQ(AllDeliveries("n1")[0].last_error, "broker unavailable");
+}
+
+TEST_F(PgNotificationStoreTest, ScheduledNotificationIsNotDueBeforeItsSendTime) {
+  NotificationRecord later = Record("later", Targets(2));
+  later.options.send_time = Micros(absl::Now() + absl::Hours(1));
+  const NotificationRecord inserted = MustInsert(later, Targets(2));
+  EXPECT_EQ(inserted.state, NotificationState::kScheduled);
+  EXPECT_EQ(MustGet("later").state, NotificationState::kScheduled);
+  EXPECT_EQ(MustGet("later").options.send_time, later.options.send_time);
+
+  NotificationRecord past = Record("past", Targets(1, "p"));
+  past.options.send_time = absl::Now() - absl::Minutes(1);
+  EXPECT_EQ(MustInsert(past, Targets(1, "p")).state, NotificationState::kAccepted);
+
+  const std::vector<ClaimedDelivery> claimed = MustClaim(10);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].notification_id, "past");
+}
+
+TEST_F(PgNotificationStoreTest, ExpiredDeliveriesAreExpiredAtClaimNotHandedOut) {
+  NotificationRecord stale = Record("stale", Targets(2));
+  stale.options.ttl = absl::Seconds(1);
+  stale.expire_time = absl::Now() - absl::Seconds(30);
+  MustInsert(stale, Targets(2));
+  NotificationRecord fresh = Record("fresh", Targets(1, "f"));
+  fresh.options.ttl = absl::Hours(1);
+  fresh.expire_time = Micros(absl::Now() + absl::Hours(1));
+  MustInsert(fresh, Targets(1, "f"));
+
+  const std::vector<ClaimedDelivery> claimed = MustClaim(10);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].notification_id, "fresh");
+  EXPECT_EQ(claimed[0].expire_time, fresh.expire_time);
+
+  const NotificationRecord got = MustGet("stale");
+  EXPECT_EQ(got.counts.expired, 2);
+  EXPECT_EQ(got.state, NotificationState::kExpired);
+  for (const DeliveryRecord& delivery : AllDeliveries("stale")) {
+    EXPECT_EQ(delivery.state, DeliveryState::kExpired);
+    EXPECT_EQ(delivery.attempts, 0);
+    EXPECT_TRUE(delivery.complete_time.has_value());
+    EXPECT_NE(delivery.last_error.find("expired"), std::string::npos);
+  }
+  EXPECT_TRUE(MustClaim(10).empty());
+}
+
+TEST_F(PgNotificationStoreTest, ExpiredLeaseMakesTheDeliveryClaimableAgain) {
+  MustInsert(Record("n1", Targets(1)), Targets(1));
+  const std::vector<ClaimedDelivery> first = MustClaim(10, absl::Seconds(1));
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_TRUE(MustClaim(10).empty());
+
+  // The worker "died": no outcome. Once the lease ends another one claims it.
+  std::vector<ClaimedDelivery> second;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        second = MustClaim(10, absl::Seconds(60));
+        return !second.empty();
+      },
+      absl::Seconds(15)));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].delivery_id, first[0].delivery_id);
+  EXPECT_EQ(second[0].attempts, 2);
+}
+
+TEST_F(PgNotificationStoreTest, ClaimRespectsMaxAndOrder) {
+  MustInsert(Record("n1", Targets(5)), Targets(5));
+  const std::vector<ClaimedDelivery> first = MustClaim(2);
+  ASSERT_EQ(first.size(), 2u);
+  const std::vector<ClaimedDelivery> rest = MustClaim(10);
+  ASSERT_EQ(rest.size(), 3u);
+  EXPECT_LT(first[1].delivery_id, rest[0].delivery_id);
+  EXPECT_EQ(store_->ClaimDueDeliveries(0, absl::Seconds(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PgNotificationStoreTest, ConcurrentClaimersNeverShareADelivery) {
+  constexpr int kDeliveries = 2000;
+  constexpr int kWorkers = 4;
+  MustInsert(Record("bulk", Targets(kDeliveries)), Targets(kDeliveries));
+
+  absl::Mutex mu;
+  std::vector<int64_t> all_claimed;
+  std::atomic<int> errors{0};
+  std::latch start(kWorkers);
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&] {
+      start.arrive_and_wait();
+      while (true) {
+        absl::StatusOr<std::vector<ClaimedDelivery>> claimed =
+            store_->ClaimDueDeliveries(25, absl::Seconds(120));
+        if (!claimed.ok()) {
+          ++errors;
+          return;
+        }
+        if (claimed->empty()) return;
+        absl::MutexLock lock(&mu);
+        for (const ClaimedDelivery& delivery : *claimed)
+          all_claimed.push_back(delivery.delivery_id);
+      }
+    });
+  }
+  for (std::thread& worker : workers) worker.join();
+  EXPECT_EQ(errors.load(), 0);
+  const std::set<int64_t> distinct(all_claimed.begin(), all_claimed.end());
+  EXPECT_EQ(distinct.size(), all_claimed.size()) << "a delivery was claimed twice";
+  EXPECT_EQ(all_claimed.size(), static_cast<size_t>(kDeliveries));
+}
+
+TEST_F(PgNotificationStoreTest, SameIdempotencyKeyAndContentIsADuplicate) {
+  NotificationRecord first = Record("n1", Targets(2));
+  first.options.idempotency_key = "order-42";
+  MustInsert(first, Targets(2));
+  const std::vector<ClaimedDelivery> claimed = MustClaim(1);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(store_
+                  ->RecordOutcomes(
+                      {{.delivery_id = claimed[0].delivery_id, .state = DeliveryState::kDelivered}})
+                  .ok());
+
+  NotificationRecord retry = first;
+  retry.notification_id = "n2";  // a retried request gets a fresh id
+  absl::StatusOr<InsertedNotification> again = store_->InsertNotification(retry, Targets(2));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->notification.notification_id, "n1");
+  EXPECT_EQ(again->notification.counts.delivered, 1);
+  EXPECT_EQ(again->notification.counts.pending, 1);
+  EXPECT_EQ(again->notification.state, NotificationState::kDelivering);
+  // Nothing new was stored.
+  EXPECT_EQ(store_->GetNotification(kDefaultTenant, "n2").status().code(),
+            absl::StatusCode::kNotFound);
+  absl::StatusOr<int64_t> backlog = store_->CountBacklog();
+  ASSERT_TRUE(backlog.ok());
+  EXPECT_EQ(*backlog, 1);
+}
+
+TEST_F(PgNotificationStoreTest, SameIdempotencyKeyWithOtherContentIsFailedPrecondition) {
+  NotificationRecord first = Record("n1", Targets(1));
+  first.options.idempotency_key = "order-42";
+  MustInsert(first, Targets(1));
+  NotificationRecord other = Record("n2", Targets(1));
+  other.options.idempotency_key = "order-42";
+  other.request_fingerprint = "something else";
+  absl::StatusOr<InsertedNotification> refused = store_->InsertNotification(other, Targets(1));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("idempotency_key"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("n1"), std::string::npos);
+}
+
+TEST_F(PgNotificationStoreTest, IdempotencyKeysArePerTenant) {
+  NotificationRecord a = Record("a1", Targets(1), "tenant-a");
+  a.options.idempotency_key = "k";
+  NotificationRecord b = Record("b1", Targets(1), "tenant-b");
+  b.options.idempotency_key = "k";
+  MustInsert(a, Targets(1));
+  MustInsert(b, Targets(1));
+}
+
+TEST_F(PgNotificationStoreTest, ConcurrentInsertsWithOneKeyStoreExactlyOne) {
+  constexpr int kThreads = 8;
+  std::latch start(kThreads);
+  std::vector<absl::StatusOr<InsertedNotification>> results(kThreads,
+                                                            absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      NotificationRecord record = Record(absl::StrCat("n", i), Targets(3));
+      record.options.idempotency_key = "same-key";
+      record.request_fingerprint = "same-content";
+      start.arrive_and_wait();
+      results[i] = store_->InsertNotification(record, Targets(3));
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+
+  int originals = 0;
+  std::set<std::string> ids;
+  for (const auto& result : results) {
+    ASSERT_TRUE(result.ok()) << result.status();
+    if (!result->duplicate) ++originals;
+    ids.insert(result->notification.notification_id);
+  }
+  EXPECT_EQ(originals, 1);
+  EXPECT_EQ(ids.size(), 1u) << "every caller must see the one stored notification";
+  absl::StatusOr<Page<NotificationRecord>> all = store_->ListNotifications(kDefaultTenant, 100, "");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->items.size(), 1u);
+  absl::StatusOr<int64_t> backlog = store_->CountBacklog();
+  ASSERT_TRUE(backlog.ok());
+  EXPECT_EQ(*backlog, 3);
+}
+
+TEST_F(PgNotificationStoreTest, CancelStopsPendingDeliveriesIncludingInFlightOnes) {
+  MustInsert(Record("n1", Targets(3)), Targets(3));
+  const std::vector<ClaimedDelivery> in_flight = MustClaim(1);
+  ASSERT_EQ(in_flight.size(), 1u);
+
+  absl::StatusOr<int64_t> cancelled = store_->CancelNotification(kDefaultTenant, "n1");
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(*cancelled, 3);
+  EXPECT_TRUE(observer_.Saw("cancel_notification"));
+
+  // The in-flight publish reports back late: the delivery stays cancelled.
+  ASSERT_TRUE(store_
+                  ->RecordOutcomes({{.delivery_id = in_flight[0].delivery_id,
+                                     .state = DeliveryState::kDelivered}})
+                  .ok());
+  const NotificationRecord got = MustGet("n1");
+  EXPECT_EQ(got.counts.cancelled, 3);
+  EXPECT_EQ(got.state, NotificationState::kCancelled);
+  for (const DeliveryRecord& delivery : AllDeliveries("n1")) {
+    EXPECT_EQ(delivery.state, DeliveryState::kCancelled);
+    EXPECT_TRUE(delivery.complete_time.has_value());
+  }
+  EXPECT_TRUE(MustClaim(10).empty());
+
+  cancelled = store_->CancelNotification(kDefaultTenant, "n1");
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(*cancelled, 0);
+  EXPECT_EQ(store_->CancelNotification(kDefaultTenant, "nope").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PgNotificationStoreTest, CancelLeavesCompletedDeliveriesAlone) {
+  MustInsert(Record("n1", Targets(2)), Targets(2));
+  const std::vector<ClaimedDelivery> claimed = MustClaim(1);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(store_
+                  ->RecordOutcomes(
+                      {{.delivery_id = claimed[0].delivery_id, .state = DeliveryState::kDelivered}})
+                  .ok());
+  absl::StatusOr<int64_t> cancelled = store_->CancelNotification(kDefaultTenant, "n1");
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(*cancelled, 1);
+  const NotificationRecord got = MustGet("n1");
+  EXPECT_EQ(got.counts.delivered, 1);
+  EXPECT_EQ(got.counts.cancelled, 1);
+  EXPECT_EQ(got.state, NotificationState::kPartiallyDelivered);
+}
+
+TEST_F(PgNotificationStoreTest, ListNotificationsNewestFirstWithPagination) {
+  for (int i = 0; i < 5; ++i) {
+    MustInsert(Record(absl::StrCat("n", i), Targets(1)), Targets(1));
+  }
+  MustInsert(Record("other", Targets(1), "other-tenant"), Targets(1));
+
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    absl::StatusOr<Page<NotificationRecord>> page =
+        store_->ListNotifications(kDefaultTenant, 2, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const NotificationRecord& record : page->items) {
+      seen.push_back(record.notification_id);
+      EXPECT_EQ(record.counts.pending, 1);
+      EXPECT_EQ(record.state, NotificationState::kAccepted);
+    }
+    token = page->next_page_token;
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen, (std::vector<std::string>{"n4", "n3", "n2", "n1", "n0"}));
+  EXPECT_TRUE(observer_.Saw("list_notifications"));
+}
+
+TEST_F(PgNotificationStoreTest, ListsRefuseBogusTokens) {
+  MustInsert(Record("n1", Targets(1)), Targets(1));
+  for (const std::string& token : {std::string("bogus"), EncodePageToken("devices", "x"),
+                                   EncodePageToken("notifications", "not-a-position")}) {
+    absl::StatusOr<Page<NotificationRecord>> page =
+        store_->ListNotifications(kDefaultTenant, 10, token);
+    EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument) << token;
+    EXPECT_NE(page.status().message().find("page_token"), std::string::npos);
+  }
+  for (const std::string& token : {std::string("bogus"), EncodePageToken("notifications", "1/x"),
+                                   EncodePageToken("deliveries", "abc")}) {
+    absl::StatusOr<Page<DeliveryRecord>> page =
+        store_->ListDeliveries(kDefaultTenant, "n1", 10, token);
+    EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument) << token;
+    EXPECT_NE(page.status().message().find("page_token"), std::string::npos);
+  }
+}
+
+TEST_F(PgNotificationStoreTest, ListDeliveriesPaginatesInTargetOrder) {
+  MustInsert(Record("n1", Targets(5)), Targets(5));
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    absl::StatusOr<Page<DeliveryRecord>> page =
+        store_->ListDeliveries(kDefaultTenant, "n1", 2, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const DeliveryRecord& delivery : page->items) seen.push_back(delivery.device_id);
+    token = page->next_page_token;
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen, (std::vector<std::string>{"dev-0", "dev-1", "dev-2", "dev-3", "dev-4"}));
+}
+
+TEST_F(PgNotificationStoreTest, NotificationWithoutTargetsListsNoDeliveries) {
+  MustInsert(Record("empty", {}), {});
+  absl::StatusOr<Page<DeliveryRecord>> page =
+      store_->ListDeliveries(kDefaultTenant, "empty", 10, "");
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_TRUE(page->items.empty());
+  EXPECT_TRUE(page->next_page_token.empty());
+}
+
+TEST_F(PgNotificationStoreTest, StatsCountByQosAndProvider) {
+  PgDeviceStore devices(pool_.get(), &observer_);
+  for (const char* id : {"d1", "d2", "d3"}) {
+    ASSERT_TRUE(devices.CreateDevice({.tenant_id = kDefaultTenant, .device_id = id}).ok());
+  }
+  ASSERT_TRUE(devices.CreateDevice({.tenant_id = "other", .device_id = "x"}).ok());
+
+  NotificationRecord a = Record("a", Targets(3, "a"));  // qos 1
+  MustInsert(a, Targets(3, "a"));
+  NotificationRecord b = Record("b", Targets(2, "b"));
+  b.options.qos = 0;
+  MustInsert(b, Targets(2, "b"));
+  NotificationRecord c = Record("c", Targets(1, "c"));
+  c.options.qos = 2;
+  MustInsert(c, Targets(1, "c"));
+  ASSERT_TRUE(store_->CancelNotification(kDefaultTenant, "c").ok());
+  NotificationRecord d = Record("d", Targets(1, "d"));
+  d.expire_time = absl::Now() - absl::Minutes(1);
+  MustInsert(d, Targets(1, "d"));
+  MustInsert(Record("elsewhere", Targets(4, "e"), "other"), Targets(4, "e"));
+
+  const absl::Time before_claim = absl::Now() - absl::Seconds(5);
+  const std::vector<ClaimedDelivery> claimed = MustClaim(100);
+  ASSERT_EQ(claimed.size(), 9u);  // a: 3, b: 2, other tenant: 4 (c cancelled, d expired)
+  std::vector<DeliveryOutcome> outcomes;
+  for (const ClaimedDelivery& delivery : claimed) {
+    if (delivery.notification_id == "elsewhere") continue;
+    const std::vector<DeliveryRecord> targets = AllDeliveries(delivery.notification_id);
+    const auto index =
+        std::find_if(targets.begin(), targets.end(),
+                     [&](const auto& t) { return t.delivery_id == delivery.delivery_id; }) -
+        targets.begin();
+    DeliveryOutcome outcome{.delivery_id = delivery.delivery_id};
+    if (delivery.notification_id == "a") {
+      outcome.state = index == 0   ? DeliveryState::kDelivered
+                      : index == 1 ? DeliveryState::kFailed
+                                   : DeliveryState::kPending;
+      outcome.retry_after = absl::Hours(1);
+    } else {
+      outcome.state = index == 0 ? DeliveryState::kNoSubscriber : DeliveryState::kReceived;
+    }
+    outcomes.push_back(outcome);
+  }
+  ASSERT_TRUE(store_->RecordOutcomes(outcomes).ok());
+
+  absl::StatusOr<StoredStats> stats = store_->GetStats(kDefaultTenant);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->total.sent, 5);
+  EXPECT_EQ(stats->total.succeeded, 3);
+  EXPECT_EQ(stats->total.failed, 1);
+  EXPECT_EQ(stats->total.expired, 1);
+  EXPECT_EQ(stats->total.cancelled, 1);
+  EXPECT_EQ(stats->total.pending, 1);
+
+  ASSERT_EQ(stats->by_qos.size(), 3u);
+  EXPECT_EQ(stats->by_qos[1].sent, 3);
+  EXPECT_EQ(stats->by_qos[1].succeeded, 1);
+  EXPECT_EQ(stats->by_qos[1].failed, 1);
+  EXPECT_EQ(stats->by_qos[1].pending, 1);
+  EXPECT_EQ(stats->by_qos[1].expired, 1);
+  EXPECT_EQ(stats->by_qos[0].sent, 2);
+  EXPECT_EQ(stats->by_qos[0].succeeded, 2);
+  EXPECT_EQ(stats->by_qos[2].sent, 0);
+  EXPECT_EQ(stats->by_qos[2].cancelled, 1);
+
+  ASSERT_EQ(stats->by_provider.size(), 1u);
+  EXPECT_EQ(stats->by_provider["mqtt"].sent, 5);
+  EXPECT_EQ(stats->by_provider["mqtt"].succeeded, 3);
+
+  ASSERT_TRUE(stats->last_sent_time.has_value());
+  EXPECT_GE(*stats->last_sent_time, before_claim);
+  EXPECT_LE(*stats->last_sent_time, absl::Now() + absl::Seconds(5));
+  EXPECT_EQ(stats->notifications, 4);
+  EXPECT_EQ(stats->devices, 3);
+  EXPECT_TRUE(observer_.Saw("get_stats"));
+}
+
+TEST_F(PgNotificationStoreTest, StatsOfAnEmptyTenant) {
+  absl::StatusOr<StoredStats> stats = store_->GetStats("nobody");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->total.sent, 0);
+  EXPECT_TRUE(stats->by_qos.empty());
+  EXPECT_FALSE(stats->last_sent_time.has_value());
+  EXPECT_EQ(stats->notifications, 0);
+  EXPECT_EQ(stats->devices, 0);
+}
+
+TEST_F(PgNotificationStoreTest, BacklogCountsPendingDeliveriesOfAllTenants) {
+  MustInsert(Record("a", Targets(3)), Targets(3));
+  MustInsert(Record("b", Targets(2), "other"), Targets(2));
+  absl::StatusOr<int64_t> backlog = store_->CountBacklog();
+  ASSERT_TRUE(backlog.ok()) << backlog.status();
+  EXPECT_EQ(*backlog, 5);
+  const std::vector<ClaimedDelivery> claimed = MustClaim(1);
+  ASSERT_TRUE(store_
+                  ->RecordOutcomes(
+                      {{.delivery_id = claimed[0].delivery_id, .state = DeliveryState::kDelivered}})
+                  .ok());
+  backlog = store_->CountBacklog();
+  ASSERT_TRUE(backlog.ok());
+  EXPECT_EQ(*backlog, 4);
+  EXPECT_TRUE(observer_.Saw("count_backlog"));
+}
+
+TEST_F(PgNotificationStoreTest, InsertsOneHundredThousandTargetsInOneCall) {
+  constexpr int kTargets = 100000;
+  const std::vector<ResolvedTarget> targets = Targets(kTargets, "fleet");
+  NotificationRecord record = Record("big", {});
+  record.target = {.kind = TargetKind::kGroups, .values = {"everyone"}};
+
+  const absl::Time start = absl::Now();
+  const NotificationRecord inserted = MustInsert(record, targets);
+  const absl::Duration elapsed = absl::Now() - start;
+  std::printf("InsertNotification with %d targets took %s\n", kTargets,
+              absl::FormatDuration(elapsed).c_str());
+  EXPECT_EQ(inserted.counts.pending, kTargets);
+  EXPECT_LT(elapsed, absl::Seconds(30));
+
+  const NotificationRecord got = MustGet("big");
+  EXPECT_EQ(got.counts.pending, kTargets);
+  absl::StatusOr<int64_t> backlog = store_->CountBacklog();
+  ASSERT_TRUE(backlog.ok());
+  EXPECT_EQ(*backlog, kTargets);
+}
+
+}  // namespace
+}  // namespace herald
