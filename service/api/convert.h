@@ -31,7 +31,9 @@ absl::StatusOr<std::vector<DeviceField>> DeviceFieldsFromMask(
     const google::protobuf::FieldMask& mask);
 
 // kInvalidArgument naming the field for requests that cannot be represented
-// (no target, a qos outside 0-2, an unknown priority, a negative ttl).
+// (no target, an unknown priority, a ttl or send_time outside the proto's
+// valid range). Range rules (qos 0-2, a positive ttl) are left to
+// ValidateNotificationRequest, which the Notifier applies.
 absl::StatusOr<NotificationRequest> NotificationRequestFromProto(
     const v1::SendNotificationRequest& proto, const std::string& tenant_id);
 

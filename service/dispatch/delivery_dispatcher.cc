@@ -70,7 +70,7 @@ void DeliveryDispatcher::Stop() {
 
 int64_t DeliveryDispatcher::in_flight() const {
   absl::MutexLock lock(&mu_);
-  return in_flight_ + reserved_;
+  return in_flight_;
 }
 
 int DeliveryDispatcher::ReserveCapacity(int64_t provider_capacity) {
@@ -104,7 +104,10 @@ void DeliveryDispatcher::ClaimLoop() {
       reserved = ReserveCapacity(available);
     }
     if (reserved == 0) {
-      more_due = false;  // in-flight window full: an outcome will wake us
+      // In-flight window full: the next outcome wakes us.
+      absl::MutexLock lock(&mu_);
+      waiting_for_capacity_ = true;
+      more_due = false;
       continue;
     }
     absl::StatusOr<std::vector<ClaimedDelivery>> claimed =
@@ -177,7 +180,11 @@ void DeliveryDispatcher::OnPublished(const Attempt& attempt, const PublishResult
   --in_flight_;
   outcomes_.push_back(std::move(outcome));
   outcome_cv_.Signal();
-  work_cv_.Signal();  // capacity was freed
+  if (waiting_for_capacity_) {  // capacity was freed: claim again at once
+    waiting_for_capacity_ = false;
+    woken_ = true;
+    work_cv_.Signal();
+  }
 }
 
 void DeliveryDispatcher::RecordLoop() {

@@ -92,6 +92,7 @@ class DeliveryDispatcher {
   absl::CondVar work_cv_;      // claimers wait here for Wake, capacity or stop
   absl::CondVar outcome_cv_;   // the recorder waits here for outcomes
   bool woken_ ABSL_GUARDED_BY(mu_) = false;
+  bool waiting_for_capacity_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_claiming_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_recording_ ABSL_GUARDED_BY(mu_) = false;
   int64_t reserved_ ABSL_GUARDED_BY(mu_) = 0;   // claimed, not yet handed to the provider

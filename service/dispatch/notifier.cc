@@ -52,7 +52,10 @@ absl::StatusOr<std::vector<ResolvedTarget>> Notifier::Resolve(
 }
 
 absl::StatusOr<SendOutcome> Notifier::Send(const NotificationRequest& request) {
-  const int qos = request.options.qos;
+  // The qos label comes from the caller: a value outside 0-2 (refused by
+  // validation) is counted as -1, so that invalid requests cannot create
+  // one time series per distinct value.
+  const int qos = request.options.qos >= 0 && request.options.qos <= 2 ? request.options.qos : -1;
   if (absl::Status valid = ValidateNotificationRequest(request, options_.limits); !valid.ok()) {
     metrics_.NotificationAccepted(qos, "rejected", 0);
     return valid;

@@ -53,11 +53,15 @@ std::string EncodeNotificationPayload(const std::string& notification_id,
 
 std::string RequestFingerprint(const NotificationRequest& request) {
   std::string canonical = "herald-notification-v1;";
+  // The lists are preceded by their lengths: with a mere separator, a free
+  // text value equal to it (a group may be any string) would let fields
+  // shift between the lists and the content.
   AppendField(&canonical, TargetKindName(request.target.kind));
+  AppendField(&canonical, absl::StrCat(request.target.values.size()));
   for (const std::string& value : request.target.values) AppendField(&canonical, value);
-  AppendField(&canonical, "|");
   AppendField(&canonical, request.content.title);
   AppendField(&canonical, request.content.body);
+  AppendField(&canonical, absl::StrCat(request.content.data.size()));
   for (const auto& [key, value] : request.content.data) {
     AppendField(&canonical, key);
     AppendField(&canonical, value);

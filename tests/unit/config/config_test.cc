@@ -377,7 +377,7 @@ TEST(DescribeConfigTest, HoldsNoSecrets) {
   EXPECT_THAT(description,
               AllOf(HasSubstr("command=serve"), HasSubstr("mqtt_password=set"),
                     HasSubstr("mqtt_username=herald"), HasSubstr("delivery_workers=2"),
-                    HasSubstr("postgresql://app:REDACTED@db/herald")));
+                    HasSubstr("postgresql://app:***@db/herald")));
   EXPECT_THAT(description, Not(HasSubstr("\n")));
 }
 

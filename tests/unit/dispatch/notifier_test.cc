@@ -1,0 +1,457 @@
+// Tests of service/dispatch/notifier.h against FakeDeviceStore and
+// FakeNotificationStore, with metrics read back from a fresh registry.
+#include "service/dispatch/notifier.h"
+
+#include <atomic>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "service/dispatch/payload.h"
+#include "service/metrics/herald_metrics.h"
+#include "tests/testing/fakes/fake_device_store.h"
+#include "tests/testing/fakes/fake_notification_store.h"
+#include "tests/testing/fakes/metrics_reader.h"
+#include "tests/testing/fakes/status_matchers.h"
+
+namespace herald {
+namespace {
+
+using ::herald::testing::FakeDeviceStore;
+using ::herald::testing::FakeNotificationStore;
+using ::herald::testing::MetricValue;
+using ::herald::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+constexpr char kHomeSyncTemplate[] = "homesync/{meta.home_id}/nodes/{device_id}/command/relay";
+
+auto Target(const std::string& device_id, const std::string& topic) {
+  return AllOf(Field(&ResolvedTarget::device_id, device_id), Field(&ResolvedTarget::topic, topic));
+}
+
+auto DeliveryTo(const std::string& device_id, const std::string& topic) {
+  return AllOf(Field(&DeliveryRecord::device_id, device_id),
+               Field(&DeliveryRecord::topic, topic),
+               Field(&DeliveryRecord::state, DeliveryState::kPending));
+}
+
+NotifierOptions WithTemplate(const std::string& topic_template) {
+  NotifierOptions options;
+  options.notification_topic_template = topic_template;
+  return options;
+}
+NotifierOptions WithTargetLimit(size_t max_targets) {
+  NotifierOptions options;
+  options.limits.max_targets_per_request = max_targets;
+  return options;
+}
+NotifierOptions WithPayloadLimit(size_t max_bytes) {
+  NotifierOptions options;
+  options.max_payload_bytes = max_bytes;
+  return options;
+}
+NotifierOptions WithPreviewLimit(size_t max_preview) {
+  NotifierOptions options;
+  options.max_preview_targets = max_preview;
+  return options;
+}
+
+class NotifierTest : public ::testing::Test {
+ protected:
+  NotifierTest() : metrics_(registry_, "test") {
+    AddDevice("s1", "alice", {"floor-1"});
+    AddDevice("s2", "alice", {"floor-1", "floor-2"});
+    AddDevice("s3", "bob", {"floor-2"});
+    AddDevice("off", "alice", {"floor-1"}, /*enabled=*/false);
+  }
+
+  void AddDevice(const std::string& id, const std::string& owner,
+                 std::vector<std::string> groups, bool enabled = true, std::string topic = "",
+                 std::map<std::string, std::string> metadata = {}) {
+    Device device;
+    device.tenant_id = kDefaultTenant;
+    device.device_id = id;
+    device.owner_id = owner;
+    device.groups = std::move(groups);
+    device.enabled = enabled;
+    device.topic = std::move(topic);
+    device.metadata = std::move(metadata);
+    ASSERT_TRUE(devices_.CreateDevice(device).ok());
+  }
+
+  Notifier MakeNotifier(NotifierOptions options = {}) {
+    return Notifier(devices_, notifications_, metrics_, [this] { ++wakes_; }, std::move(options));
+  }
+
+  static NotificationRequest Request(TargetKind kind, std::vector<std::string> values) {
+    NotificationRequest request;
+    request.tenant_id = kDefaultTenant;
+    request.target = {.kind = kind, .values = std::move(values)};
+    request.content = {.title = "Door", .body = "Open", .data = {{"door", "front"}}};
+    return request;
+  }
+
+  std::vector<DeliveryRecord> StoredDeliveries(const std::string& notification_id) {
+    auto page = notifications_.ListDeliveries(kDefaultTenant, notification_id, 1000, "");
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? page->items : std::vector<DeliveryRecord>{};
+  }
+
+  double Accepted(const std::string& qos, const std::string& outcome) {
+    return MetricValue(registry_, "herald_notifications_accepted_total",
+                       {{"qos", qos}, {"outcome", outcome}});
+  }
+  double Targets(const std::string& qos) {
+    return MetricValue(registry_, "herald_notification_targets_total", {{"qos", qos}});
+  }
+
+  prometheus::Registry registry_;
+  HeraldMetrics metrics_;
+  FakeDeviceStore devices_;
+  FakeNotificationStore notifications_;
+  std::atomic<int> wakes_{0};
+};
+
+// --- Resolution -------------------------------------------------------------
+
+TEST_F(NotifierTest, ResolvesDeviceIdsAndStoresOneDeliveryEach) {
+  Notifier notifier = MakeNotifier();
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent,
+                       notifier.Send(Request(TargetKind::kDeviceIds, {"s1", "s3"})));
+  EXPECT_EQ(sent.target_count, 2);
+  EXPECT_THAT(sent.unresolved_device_ids, IsEmpty());
+  EXPECT_FALSE(sent.duplicate);
+  EXPECT_THAT(sent.preview, IsEmpty()) << "a preview only for validate_only";
+  EXPECT_EQ(sent.notification.state, NotificationState::kAccepted);
+  EXPECT_EQ(sent.notification.counts.pending, 2);
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              ElementsAre(DeliveryTo("s1", "devices/s1/notifications"),
+                          DeliveryTo("s3", "devices/s3/notifications")));
+}
+
+TEST_F(NotifierTest, StoresRequestPayloadAndFingerprint) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1"});
+  request.options.qos = 2;
+  request.options.retain = true;
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(request));
+  ASSERT_OK_AND_ASSIGN(NotificationRecord stored,
+                       notifications_.GetNotification(kDefaultTenant,
+                                                      sent.notification.notification_id));
+  EXPECT_EQ(stored.request_fingerprint, RequestFingerprint(request));
+  EXPECT_EQ(stored.options.qos, 2);
+  EXPECT_TRUE(stored.options.retain);
+  EXPECT_EQ(stored.content.title, "Door");
+  google::protobuf::Struct payload;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(stored.payload, &payload).ok())
+      << stored.payload;
+  EXPECT_EQ(payload.fields().at("id").string_value(), sent.notification.notification_id);
+  EXPECT_EQ(payload.fields().at("title").string_value(), "Door");
+  EXPECT_FALSE(payload.fields().contains("expires_at"));
+}
+
+TEST_F(NotifierTest, ReportsUnresolvedDeviceIdsOnce) {
+  Notifier notifier = MakeNotifier();
+  ASSERT_OK_AND_ASSIGN(
+      SendOutcome sent,
+      notifier.Send(Request(TargetKind::kDeviceIds, {"s1", "ghost", "off", "ghost", "s1"})));
+  EXPECT_EQ(sent.target_count, 1) << "s1 once, even when named twice";
+  EXPECT_THAT(sent.unresolved_device_ids, ElementsAre("ghost", "off"))
+      << "unknown and disabled devices, each once, in request order";
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              ElementsAre(DeliveryTo("s1", "devices/s1/notifications")));
+}
+
+TEST_F(NotifierTest, DeviceTopicOverridesTemplate) {
+  AddDevice("custom", "carol", {}, true, "my/own/topic");
+  Notifier notifier = MakeNotifier();
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent,
+                       notifier.Send(Request(TargetKind::kDeviceIds, {"custom"})));
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              ElementsAre(DeliveryTo("custom", "my/own/topic")));
+}
+
+TEST_F(NotifierTest, DeviceWhoseTemplateCannotExpandIsUnresolved) {
+  AddDevice("relay-1", "carol", {}, true, "", {{"home_id", "h1"}});
+  AddDevice("relay-2", "carol", {});  // no home_id
+  Notifier notifier = MakeNotifier(WithTemplate(kHomeSyncTemplate));
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(Request(TargetKind::kOwnerIds, {"carol"})));
+  EXPECT_EQ(sent.target_count, 1);
+  EXPECT_THAT(sent.unresolved_device_ids, ElementsAre("relay-2"));
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              ElementsAre(DeliveryTo("relay-1", "homesync/h1/nodes/relay-1/command/relay")));
+}
+
+TEST_F(NotifierTest, ResolvesOwnersToTheirEnabledDevices) {
+  Notifier notifier = MakeNotifier();
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(Request(TargetKind::kOwnerIds, {"alice"})));
+  EXPECT_EQ(sent.target_count, 2);
+  EXPECT_THAT(sent.unresolved_device_ids, IsEmpty()) << "only device_ids report unresolved ids";
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              ElementsAre(DeliveryTo("s1", "devices/s1/notifications"),
+                          DeliveryTo("s2", "devices/s2/notifications")));
+}
+
+TEST_F(NotifierTest, ResolvesGroupsWithoutDuplicates) {
+  Notifier notifier = MakeNotifier();
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent,
+                       notifier.Send(Request(TargetKind::kGroups, {"floor-1", "floor-2"})));
+  EXPECT_EQ(sent.target_count, 3) << "s2 is in both groups; 'off' is disabled";
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              ElementsAre(DeliveryTo("s1", "devices/s1/notifications"),
+                          DeliveryTo("s2", "devices/s2/notifications"),
+                          DeliveryTo("s3", "devices/s3/notifications")));
+}
+
+TEST_F(NotifierTest, RawTopicIsOneTargetWithoutResolving) {
+  Notifier notifier = MakeNotifier();
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent,
+                       notifier.Send(Request(TargetKind::kTopic, {"broadcast/everyone"})));
+  EXPECT_EQ(sent.target_count, 1);
+  EXPECT_EQ(devices_.resolve_calls(), 0) << "a raw topic needs no device lookup";
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              ElementsAre(DeliveryTo("", "broadcast/everyone")));
+}
+
+TEST_F(NotifierTest, ResolvesInOneStoreRoundTrip) {
+  Notifier notifier = MakeNotifier();
+  ASSERT_TRUE(notifier.Send(Request(TargetKind::kDeviceIds, {"s1", "s2", "s3"})).ok());
+  EXPECT_EQ(devices_.resolve_calls(), 1);
+}
+
+TEST_F(NotifierTest, NothingResolvedIsNotFoundAndStoresNothing) {
+  Notifier notifier = MakeNotifier();
+  EXPECT_THAT(notifier.Send(Request(TargetKind::kDeviceIds, {"ghost", "off"})),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("target.device_ids")));
+  EXPECT_THAT(notifier.Send(Request(TargetKind::kGroups, {"nobody-here"})),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("target.groups")));
+  EXPECT_EQ(notifications_.stored_notifications(), 0);
+  EXPECT_EQ(wakes_, 0);
+  EXPECT_EQ(Accepted("1", "rejected"), 2);
+  EXPECT_EQ(Accepted("1", "accepted"), 0);
+}
+
+// --- Refusals ---------------------------------------------------------------
+
+TEST_F(NotifierTest, InvalidRequestIsRefusedBeforeResolving) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1"});
+  request.options.qos = 3;
+  EXPECT_THAT(notifier.Send(request),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("options.qos")));
+  EXPECT_EQ(devices_.resolve_calls(), 0);
+  EXPECT_EQ(notifications_.stored_notifications(), 0);
+  EXPECT_EQ(Accepted("-1", "rejected"), 1) << "an invalid qos is counted as -1";
+}
+
+TEST_F(NotifierTest, InvalidQosValuesDoNotMultiplySeries) {
+  // The qos label must stay bounded whatever callers send: one series per
+  // distinct invalid value would let any client grow the registry at will.
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1"});
+  for (int qos : {3, 4, 1000, -7, 2147483647}) {
+    request.options.qos = qos;
+    EXPECT_THAT(notifier.Send(request), StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_FALSE(::herald::testing::HasMetric(registry_, "herald_notifications_accepted_total",
+                                              {{"qos", std::to_string(qos)}}))
+        << qos;
+  }
+  EXPECT_EQ(Accepted("-1", "rejected"), 5);
+  request.options.qos = 2;
+  request.content.title.clear();
+  request.content.body.clear();
+  EXPECT_THAT(notifier.Send(request), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(Accepted("2", "rejected"), 1) << "a valid qos keeps its label";
+}
+
+TEST_F(NotifierTest, TargetLimitComesFromOptions) {
+  Notifier notifier = MakeNotifier(WithTargetLimit(2));
+  EXPECT_THAT(notifier.Send(Request(TargetKind::kDeviceIds, {"s1", "s2", "s3"})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("target.device_ids")));
+}
+
+TEST_F(NotifierTest, PayloadSizeLimit) {
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1"});
+  request.content.body = std::string(500, 'b');
+  // Learn the encoded size from a validate-only request (it encodes the
+  // payload the same way; the time stamp has a fixed width).
+  NotificationRequest probe = request;
+  probe.validate_only = true;
+  ASSERT_OK_AND_ASSIGN(SendOutcome preview, MakeNotifier().Send(probe));
+  const size_t size = preview.notification.payload.size();
+  ASSERT_GT(size, 500u);
+
+  Notifier too_small = MakeNotifier(WithPayloadLimit(size - 1));
+  EXPECT_THAT(too_small.Send(request),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("payload"), HasSubstr(std::to_string(size)))));
+  EXPECT_EQ(notifications_.stored_notifications(), 0);
+  EXPECT_EQ(Accepted("1", "rejected"), 1);
+
+  Notifier exact = MakeNotifier(WithPayloadLimit(size));
+  EXPECT_TRUE(exact.Send(request).ok()) << "the limit itself is allowed";
+  EXPECT_EQ(notifications_.stored_notifications(), 1);
+}
+
+TEST_F(NotifierTest, StoreFailuresPassThrough) {
+  Notifier notifier = MakeNotifier();
+  devices_.FailNextCalls(absl::UnavailableError("db down"), 1, "ResolveTargets");
+  EXPECT_THAT(notifier.Send(Request(TargetKind::kDeviceIds, {"s1"})),
+              StatusIs(absl::StatusCode::kUnavailable));
+  notifications_.FailNextCalls(absl::UnavailableError("db down"), 1, "InsertNotification");
+  EXPECT_THAT(notifier.Send(Request(TargetKind::kDeviceIds, {"s1"})),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(wakes_, 0) << "nothing committed, nothing to wake for";
+  EXPECT_EQ(notifications_.stored_notifications(), 0);
+}
+
+// --- validate_only ------------------------------------------------------------
+
+TEST_F(NotifierTest, ValidateOnlyStoresNothingAndPreviewsTargets) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1", "s2", "ghost"});
+  request.validate_only = true;
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(request));
+  EXPECT_EQ(sent.target_count, 2);
+  EXPECT_THAT(sent.unresolved_device_ids, ElementsAre("ghost"));
+  EXPECT_THAT(sent.preview, ElementsAre(Target("s1", "devices/s1/notifications"),
+                                        Target("s2", "devices/s2/notifications")));
+  EXPECT_EQ(sent.notification.state, NotificationState::kAccepted);
+  EXPECT_EQ(notifications_.stored_notifications(), 0);
+  EXPECT_THAT(notifications_.AllDeliveries(), IsEmpty());
+  EXPECT_EQ(wakes_, 0);
+  EXPECT_EQ(Accepted("1", "validated"), 1);
+  EXPECT_EQ(Targets("1"), 0) << "nothing will be sent";
+}
+
+TEST_F(NotifierTest, ValidateOnlyPreviewIsCapped) {
+  Notifier notifier = MakeNotifier(WithPreviewLimit(2));
+  NotificationRequest request = Request(TargetKind::kGroups, {"floor-1", "floor-2"});
+  request.validate_only = true;
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(request));
+  EXPECT_EQ(sent.target_count, 3);
+  EXPECT_EQ(sent.preview.size(), 2u);
+}
+
+TEST_F(NotifierTest, ValidateOnlyOfAScheduledRequest) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1"});
+  request.validate_only = true;
+  request.options.send_time = absl::FromCivil(absl::CivilSecond(2100, 1, 1, 0, 0, 0),
+                                              absl::UTCTimeZone());
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(request));
+  EXPECT_EQ(sent.notification.state, NotificationState::kScheduled);
+}
+
+// --- Scheduling and TTL -------------------------------------------------------
+
+TEST_F(NotifierTest, TtlCountsFromTheSendTime) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1"});
+  const absl::Time send_time =
+      absl::FromCivil(absl::CivilSecond(2100, 1, 1, 0, 0, 0), absl::UTCTimeZone());
+  request.options.send_time = send_time;
+  request.options.ttl = absl::Minutes(10);
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(request));
+  EXPECT_EQ(sent.notification.expire_time, send_time + absl::Minutes(10));
+  EXPECT_EQ(sent.notification.state, NotificationState::kScheduled);
+  google::protobuf::Struct payload;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(sent.notification.payload, &payload).ok());
+  EXPECT_EQ(payload.fields().at("sent_at").string_value(), "2100-01-01T00:00:00.000Z");
+  EXPECT_EQ(payload.fields().at("expires_at").string_value(), "2100-01-01T00:10:00.000Z");
+}
+
+// --- Idempotency --------------------------------------------------------------
+
+TEST_F(NotifierTest, RepeatedIdempotencyKeyReturnsTheFirstAndSendsNothing) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1", "s2", "ghost"});
+  request.options.idempotency_key = "order-42";
+  ASSERT_OK_AND_ASSIGN(SendOutcome first, notifier.Send(request));
+  ASSERT_OK_AND_ASSIGN(SendOutcome again, notifier.Send(request));
+  EXPECT_FALSE(first.duplicate);
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.notification.notification_id, first.notification.notification_id);
+  EXPECT_EQ(again.target_count, 2);
+  EXPECT_EQ(notifications_.stored_notifications(), 1);
+  EXPECT_EQ(notifications_.AllDeliveries().size(), 2u);
+  EXPECT_EQ(wakes_, 1) << "no wake for a duplicate";
+  EXPECT_EQ(Accepted("1", "accepted"), 1);
+  EXPECT_EQ(Accepted("1", "duplicate"), 1);
+  EXPECT_EQ(Targets("1"), 2);
+}
+
+TEST_F(NotifierTest, SameKeyWithOtherContentIsFailedPrecondition) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1"});
+  request.options.idempotency_key = "order-42";
+  ASSERT_TRUE(notifier.Send(request).ok());
+  request.content.body = "Closed";
+  EXPECT_THAT(notifier.Send(request),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("idempotency_key")));
+  EXPECT_EQ(notifications_.stored_notifications(), 1);
+  EXPECT_EQ(wakes_, 1);
+}
+
+TEST_F(NotifierTest, KeysAreScopedToTheTenant) {
+  Device other;
+  other.tenant_id = "other";
+  other.device_id = "s1";
+  ASSERT_TRUE(devices_.CreateDevice(other).ok());
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1"});
+  request.options.idempotency_key = "order-42";
+  ASSERT_OK_AND_ASSIGN(SendOutcome mine, notifier.Send(request));
+  request.tenant_id = "other";
+  ASSERT_OK_AND_ASSIGN(SendOutcome theirs, notifier.Send(request));
+  EXPECT_FALSE(theirs.duplicate);
+  EXPECT_NE(theirs.notification.notification_id, mine.notification.notification_id);
+}
+
+// --- Waking and metrics -------------------------------------------------------
+
+TEST_F(NotifierTest, WakesOncePerCommit) {
+  Notifier notifier = MakeNotifier();
+  ASSERT_TRUE(notifier.Send(Request(TargetKind::kDeviceIds, {"s1"})).ok());
+  EXPECT_EQ(wakes_, 1);
+  ASSERT_TRUE(notifier.Send(Request(TargetKind::kOwnerIds, {"alice", "bob"})).ok());
+  EXPECT_EQ(wakes_, 2);
+  ASSERT_TRUE(notifier.Send(Request(TargetKind::kTopic, {"broadcast/all"})).ok());
+  EXPECT_EQ(wakes_, 3);
+}
+
+TEST_F(NotifierTest, WorksWithoutAWakeCallback) {
+  Notifier notifier(devices_, notifications_, metrics_, nullptr, {});
+  EXPECT_TRUE(notifier.Send(Request(TargetKind::kDeviceIds, {"s1"})).ok());
+}
+
+TEST_F(NotifierTest, CountsAcceptedNotificationsAndTargetsByQos) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kOwnerIds, {"alice", "bob"});
+  request.options.qos = 2;
+  ASSERT_TRUE(notifier.Send(request).ok());
+  request.options.qos = 0;
+  request.target = {.kind = TargetKind::kDeviceIds, .values = {"s1"}};
+  ASSERT_TRUE(notifier.Send(request).ok());
+  EXPECT_EQ(Accepted("2", "accepted"), 1);
+  EXPECT_EQ(Targets("2"), 3);
+  EXPECT_EQ(Accepted("0", "accepted"), 1);
+  EXPECT_EQ(Targets("0"), 1);
+  EXPECT_EQ(Accepted("1", "accepted"), 0);
+}
+
+}  // namespace
+}  // namespace herald
