@@ -1,29 +1,19 @@
 #include "service/core/logging.h"
 
 #include <atomic>
-#include <cstdio>
+#include <memory>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
+#include "spdlog/pattern_formatter.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
 
 namespace herald {
 namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::atomic<int> g_format{static_cast<int>(LogFormat::kText)};
-
-std::string_view LevelName(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kError: return "error";
-  }
-  return "info";
-}
 
 bool NeedsQuotes(std::string_view value) {
   if (value.empty()) return true;
@@ -33,10 +23,46 @@ bool NeedsQuotes(std::string_view value) {
   return false;
 }
 
+
+spdlog::level::level_enum SpdlogLevel(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return spdlog::level::debug;
+    case LogLevel::kInfo: return spdlog::level::info;
+    case LogLevel::kWarning: return spdlog::level::warn;
+    case LogLevel::kError: return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+std::unique_ptr<spdlog::formatter> FormatterFor(LogFormat format) {
+  // Times in UTC with milliseconds; spdlog's level names (debug, info, warning, error).
+  const char* pattern = format == LogFormat::kJson
+                            ? "{\"time\":\"%Y-%m-%dT%H:%M:%S.%eZ\",\"level\":\"%l\",%v}"
+                            : "%Y-%m-%dT%H:%M:%S.%eZ %l %v";
+  return std::make_unique<spdlog::pattern_formatter>(pattern, spdlog::pattern_time_type::utc,
+                                                     std::string("\n"));
+}
+
+// One logger for the process, writing to stderr (containers collect it).
+spdlog::logger& Logger() {
+  static spdlog::logger* const logger = [] {
+    auto* created =
+        new spdlog::logger("herald", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    created->set_level(spdlog::level::trace);  // LogEnabled filters first
+    created->flush_on(spdlog::level::trace);   // a crash must not eat the last lines
+    created->set_formatter(FormatterFor(LogFormat::kText));
+    return created;
+  }();
+  return *logger;
+}
+
 }  // namespace
 
 void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
-void SetLogFormat(LogFormat format) { g_format.store(static_cast<int>(format)); }
+void SetLogFormat(LogFormat format) {
+  g_format.store(static_cast<int>(format));
+  Logger().set_formatter(FormatterFor(format));
+}
 
 std::optional<LogLevel> ParseLogLevel(std::string_view name) {
   if (name == "debug") return LogLevel::kDebug;
@@ -77,17 +103,16 @@ std::string JsonEscape(std::string_view text) {
 
 void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
   if (!LogEnabled(level)) return;
-  const std::string time = absl::FormatTime("%Y-%m-%d%ET%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+  // The line's text after the time and level; spdlog adds those, writes the
+  // line atomically and flushes it.
   std::string line;
   if (static_cast<LogFormat>(g_format.load()) == LogFormat::kJson) {
-    line = "{\"time\":\"" + time + "\",\"level\":\"" + std::string(LevelName(level)) +
-           "\",\"msg\":\"" + JsonEscape(message) + "\"";
+    line = "\"msg\":\"" + JsonEscape(message) + "\"";
     for (const auto& [key, value] : fields) {
       line += ",\"" + JsonEscape(key) + "\":\"" + JsonEscape(value.view()) + "\"";
     }
-    line += "}\n";
   } else {
-    line = time + " " + std::string(LevelName(level)) + " " + std::string(message);
+    line = std::string(message);
     for (const auto& [key, value] : fields) {
       line += " " + std::string(key) + "=";
       if (NeedsQuotes(value.view())) {
@@ -96,9 +121,8 @@ void Log(LogLevel level, std::string_view message, std::initializer_list<LogFiel
         line += std::string(value.view());
       }
     }
-    line += "\n";
   }
-  std::fwrite(line.data(), 1, line.size(), stderr);
+  Logger().log(SpdlogLevel(level), line);
 }
 
 }  // namespace herald

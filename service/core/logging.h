@@ -1,7 +1,7 @@
 // Herald's structured log: one line per event on stderr, as text or JSON
-// (--log_format), filtered by level (--log_level). Debian's Abseil has no
-// absl/log, and a service needs key/value fields that log processors can
-// index, so this is a small logger of its own.
+// (--log_format), filtered by level (--log_level), written through spdlog.
+// Debian's Abseil has no absl/log; this thin layer adds the key/value fields
+// that log processors index, and keeps spdlog out of every other header.
 //
 //   LogInfo("mqtt connected", {{"uri", uri}, {"session_present", "true"}});
 //   LogWarning("malformed response", {{"topic", topic}});

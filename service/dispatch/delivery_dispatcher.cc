@@ -148,6 +148,7 @@ void DeliveryDispatcher::Publish(const ClaimedDelivery& delivery) {
   }
   message.user_properties["notification_id"] = delivery.notification_id;
   Attempt attempt{.delivery_id = delivery.delivery_id,
+                  .notification_id = delivery.notification_id,
                   .attempts = delivery.attempts,
                   .qos = delivery.qos,
                   .accept_time = delivery.accept_time,
@@ -172,9 +173,21 @@ void DeliveryDispatcher::OnPublished(const Attempt& attempt, const PublishResult
                             acknowledged ? std::optional(now - attempt.publish_time)
                                          : std::nullopt);
   if (outcome.state == DeliveryState::kFailed) {
-    LogWarning("delivery failed", {{"delivery_id", absl::StrCat(attempt.delivery_id)},
+    LogWarning("delivery failed", {{"notification_id", attempt.notification_id},
+                                   {"delivery_id", absl::StrCat(attempt.delivery_id)},
                                    {"attempts", absl::StrCat(attempt.attempts)},
                                    {"error", outcome.error}});
+  } else if (outcome.state == DeliveryState::kPending) {
+    LogInfo("delivery will be retried", {{"notification_id", attempt.notification_id},
+                                         {"delivery_id", absl::StrCat(attempt.delivery_id)},
+                                         {"attempts", absl::StrCat(attempt.attempts)},
+                                         {"retry_in", absl::FormatDuration(outcome.retry_after)},
+                                         {"error", outcome.error}});
+  } else if (LogEnabled(LogLevel::kDebug)) {
+    LogDebug("delivered", {{"notification_id", attempt.notification_id},
+                           {"delivery_id", absl::StrCat(attempt.delivery_id)},
+                           {"qos", absl::StrCat(attempt.qos)},
+                           {"outcome", OutcomeLabel(outcome.state)}});
   }
   absl::MutexLock lock(&mu_);
   --in_flight_;

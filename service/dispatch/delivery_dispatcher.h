@@ -68,6 +68,7 @@ class DeliveryDispatcher {
  private:
   struct Attempt {
     int64_t delivery_id;
+    std::string notification_id;
     int attempts;
     int qos;
     absl::Time accept_time;

@@ -117,6 +117,10 @@ absl::StatusOr<SendOutcome> Notifier::Send(const NotificationRequest& request) {
     outcome.unresolved_device_ids.clear();
   } else {
     metrics_.NotificationAccepted(qos, "accepted", outcome.target_count);
+    LogDebug("notification accepted",
+             {{"notification_id", outcome.notification.notification_id},
+              {"targets", absl::StrCat(outcome.target_count)},
+              {"qos", absl::StrCat(qos)}});
     if (wake_workers_) wake_workers_();
   }
   return outcome;
