@@ -5,9 +5,16 @@
 #   scripts/test-servers.sh start DIR   # writes DIR/servers.env
 #   scripts/test-servers.sh stop DIR
 #
+# For fault-injection tests, one server at a time:
+#   scripts/test-servers.sh stop-mqtt|start-mqtt|restart-pg DIR
+#
 # DIR/servers.env defines HERALD_TEST_DATABASE_URL (a superuser URL to the
-# "postgres" database) and HERALD_TEST_MQTT_URI. Mosquitto runs with its
-# queue limits raised so that it never drops messages silently under load.
+# "postgres" database), HERALD_TEST_MQTT_URI, and a second broker listener,
+# HERALD_TEST_MQTT_OBSERVER_PORT, for test subscribers (so that a test can
+# cut Herald's listener alone). Mosquitto runs with its queue limits raised
+# so that it never drops messages silently under load. With
+# HERALD_TEST_MQTT_PERSISTENCE=1 it persists its state to DIR (a restart
+# keeps sessions and queued messages).
 set -euo pipefail
 
 action=${1:?usage: $0 start|stop DIR}
@@ -70,14 +77,20 @@ CONF
 
   # Mosquitto: limits raised (its defaults drop messages silently), no persistence.
   mkdir -p "${dir}/mosquitto"
-  local mqtt_port
+  local mqtt_port observer_port persistence=false
   mqtt_port=$(free_port)
+  observer_port=$(free_port)
+  if [ "${HERALD_TEST_MQTT_PERSISTENCE:-0}" = 1 ]; then persistence=true; fi
   cat >"${dir}/mosquitto/mosquitto.conf" <<CONF
 user root
 pid_file ${dir}/mosquitto/pid
+per_listener_settings false
 listener ${mqtt_port} 127.0.0.1
+listener ${observer_port} 127.0.0.1
 allow_anonymous true
-persistence false
+persistence ${persistence}
+persistence_location ${dir}/mosquitto/
+autosave_interval 1
 max_queued_messages 1000000
 max_queued_bytes 0
 max_inflight_messages 1000
@@ -87,22 +100,24 @@ log_type error
 log_type warning
 log_type notice
 CONF
-  mosquitto -c "${dir}/mosquitto/mosquitto.conf" -d
-  wait_for_port "${mqtt_port}" mosquitto
+  start_mqtt "${mqtt_port}"
 
   cat >"${dir}/servers.env" <<ENV
 HERALD_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:${pg_port}/postgres
 HERALD_TEST_MQTT_URI=tcp://127.0.0.1:${mqtt_port}
 HERALD_TEST_PG_PORT=${pg_port}
 HERALD_TEST_MQTT_PORT=${mqtt_port}
+HERALD_TEST_MQTT_OBSERVER_PORT=${observer_port}
 ENV
   echo "PostgreSQL on 127.0.0.1:${pg_port}, Mosquitto on 127.0.0.1:${mqtt_port} (${dir}/servers.env)"
 }
 
-stop_quietly() {
-  if [ -f "${dir}/pg/data/postmaster.pid" ]; then
-    as_postgres "${pg_bin}/pg_ctl" -D "${dir}/pg/data" -m fast -w stop >/dev/null 2>&1 || true
-  fi
+start_mqtt() {
+  mosquitto -c "${dir}/mosquitto/mosquitto.conf" -d
+  wait_for_port "$1" mosquitto
+}
+
+stop_mqtt() {
   if [ -f "${dir}/mosquitto/pid" ]; then
     local pid
     pid=$(cat "${dir}/mosquitto/pid")
@@ -112,6 +127,13 @@ stop_quietly() {
   fi
 }
 
+stop_quietly() {
+  if [ -f "${dir}/pg/data/postmaster.pid" ]; then
+    as_postgres "${pg_bin}/pg_ctl" -D "${dir}/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  stop_mqtt
+}
+
 case "${action}" in
   start) start ;;
   stop)
@@ -119,6 +141,18 @@ case "${action}" in
     dir=$(cd "${dir}" && pwd)
     stop_quietly
     rm -f "${dir}/servers.env"
+    ;;
+  stop-mqtt) dir=$(cd "${dir}" && pwd); stop_mqtt ;;
+  start-mqtt)
+    dir=$(cd "${dir}" && pwd)
+    # shellcheck source=/dev/null
+    . "${dir}/servers.env"
+    start_mqtt "${HERALD_TEST_MQTT_PORT}"
+    ;;
+  restart-pg)
+    # Immediate mode: sessions die mid-transaction, as in a crash.
+    dir=$(cd "${dir}" && pwd)
+    as_postgres "${pg_bin}/pg_ctl" -D "${dir}/pg/data" -m immediate -w -t 60 restart >/dev/null
     ;;
   *) echo "unknown action ${action}" >&2; exit 2 ;;
 esac

@@ -64,7 +64,12 @@ int Serve(const Config& config) {
   }
 
   absl::StatusOr<std::unique_ptr<PgConnectionPool>> pool =
-      PgConnectionPool::Create(config.database_url, {.size = config.database_pool_size});
+      PgConnectionPool::Create(config.database_url,
+                               // A caller waits at most this long for a database that is
+                               // away: then UNAVAILABLE, so clients can back off.
+                               {.size = config.database_pool_size,
+                                .acquire_timeout = absl::Seconds(5),
+                                .connect_timeout = absl::Seconds(3)});
   if (!pool.ok()) {
     LogError("invalid database configuration", {{"error", pool.status().message()}});
     return 1;

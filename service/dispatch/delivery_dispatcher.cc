@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "service/core/crash_points.h"
 #include "service/core/logging.h"
 
 namespace herald {
@@ -127,6 +128,7 @@ void DeliveryDispatcher::ClaimLoop() {
       continue;
     }
     error_backoff = absl::Milliseconds(100);
+    if (!claimed->empty()) HERALD_CRASH_POINT("after_claim");
     {
       absl::MutexLock lock(&mu_);
       reserved_ -= reserved - static_cast<int64_t>(claimed->size());
@@ -163,6 +165,7 @@ void DeliveryDispatcher::Publish(const ClaimedDelivery& delivery) {
 }
 
 void DeliveryDispatcher::OnPublished(const Attempt& attempt, const PublishResult& result) {
+  if (result.status.ok()) HERALD_CRASH_POINT("after_ack");
   DeliveryOutcome outcome =
       retry_policy_.Decide(attempt.delivery_id, attempt.attempts, result.status,
                            result.no_subscriber);

@@ -3,6 +3,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "service/core/crash_points.h"
 #include "service/core/ids.h"
 #include "service/core/logging.h"
 #include "service/core/status_macros.h"
@@ -109,6 +110,7 @@ absl::StatusOr<SendOutcome> Notifier::Send(const NotificationRequest& request) {
 
   HERALD_ASSIGN_OR_RETURN(InsertedNotification inserted,
                           notifications_.InsertNotification(record, *targets));
+  HERALD_CRASH_POINT("after_commit");
   outcome.duplicate = inserted.duplicate;
   outcome.notification = std::move(inserted.notification);
   outcome.target_count = outcome.notification.counts.Total();

@@ -21,7 +21,15 @@ std::string BuildConninfo(const std::string& database_url, absl::Duration connec
   const int64_t seconds = std::max<int64_t>(2, absl::ToInt64Seconds(connect_timeout));
   std::string conninfo =
       WithDefaultParameter(database_url, "connect_timeout", absl::StrCat(seconds));
-  return WithDefaultParameter(conninfo, "fallback_application_name", "herald");
+  conninfo = WithDefaultParameter(conninfo, "fallback_application_name", "herald");
+  // A database that vanishes from the network (no FIN, no RST) must turn
+  // into an error in seconds, not in the kernel's default of minutes: TCP
+  // keepalives find an idle dead peer, tcp_user_timeout a busy one.
+  conninfo = WithDefaultParameter(conninfo, "keepalives", "1");
+  conninfo = WithDefaultParameter(conninfo, "keepalives_idle", "3");
+  conninfo = WithDefaultParameter(conninfo, "keepalives_interval", "1");
+  conninfo = WithDefaultParameter(conninfo, "keepalives_count", "2");
+  return WithDefaultParameter(conninfo, "tcp_user_timeout", "5000");
 }
 
 }  // namespace

@@ -27,9 +27,17 @@ std::string TempLogPath() {
                       ".log");
 }
 
-pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
+pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path,
+            const std::vector<std::pair<std::string, std::string>>& env = {}) {
   const pid_t pid = fork();
   if (pid != 0) return pid;
+  for (const auto& [name, value] : env) {
+    if (value.empty()) {
+      unsetenv(name.c_str());
+    } else {
+      setenv(name.c_str(), value.c_str(), 1);
+    }
+  }
   // Child: output to the log, default signal mask, exec.
   const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd >= 0) {
@@ -123,8 +131,30 @@ HeraldProcess::~HeraldProcess() {
   if (pid_ > 0) Kill();
 }
 
+void HeraldProcess::SetEnv(const std::string& name, const std::string& value) {
+  for (auto& [existing, existing_value] : env_) {
+    if (existing == name) {
+      existing_value = value;
+      return;
+    }
+  }
+  env_.emplace_back(name, value);
+}
+
+bool HeraldProcess::Running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
 absl::Status HeraldProcess::Start(absl::Duration timeout) {
-  pid_ = Spawn(args_, log_path_);
+  if (pid_ > 0) return absl::FailedPreconditionError("herald is already running");
+  if (std::ifstream(log_path_).good()) log_path_ = TempLogPath();
+  pid_ = Spawn(args_, log_path_, env_);
   if (pid_ < 0) return absl::InternalError("fork failed");
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {

@@ -36,8 +36,18 @@ class HeraldProcess {
   explicit HeraldProcess(std::vector<std::string> args);
   ~HeraldProcess();
 
-  // Starts the process and waits until it logs that it serves.
+  // Sets an environment variable for the next Start (e.g. a crash point);
+  // an empty value removes it again.
+  void SetEnv(const std::string& name, const std::string& value);
+
+  // Starts the process and waits until it logs that it serves. May be called
+  // again after Stop, Kill or a crash: the new process logs to a new file.
   absl::Status Start(absl::Duration timeout = absl::Seconds(30));
+
+  // True while the process runs; reaps it (and records its exit) if not.
+  bool Running();
+
+  pid_t pid() const { return pid_; }
 
   // Sends SIGTERM and waits for the exit; returns the exit code (or 128 +
   // signal). Kills it with SIGKILL after `timeout`.
@@ -53,6 +63,7 @@ class HeraldProcess {
 
  private:
   std::vector<std::string> args_;
+  std::vector<std::pair<std::string, std::string>> env_;
   std::string log_path_;
   pid_t pid_ = -1;
   int grpc_port_ = 0;

@@ -1,5 +1,7 @@
 #include "tests/testing/mqtt_recorder.h"
 
+#include <unistd.h>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -9,11 +11,16 @@ namespace herald::testing {
 
 class MqttRecorder::Impl : public mqtt::callback {
  public:
-  Impl(std::string uri, std::vector<std::string> filters, int qos)
-      : client_(uri, absl::StrCat("herald-test-recorder-", reinterpret_cast<uintptr_t>(this)),
+  Impl(std::string uri, std::vector<std::string> filters, int qos, RecorderOptions options)
+      : client_(uri,
+                options.client_id.empty()
+                    ? absl::StrCat("herald-test-recorder-", getpid(), "-",
+                                   reinterpret_cast<uintptr_t>(this))
+                    : options.client_id,
                 mqtt::create_options(MQTTVERSION_5, 100000), nullptr),
         filters_(std::move(filters)),
-        qos_(qos) {
+        qos_(qos),
+        options_(std::move(options)) {
     client_.set_callback(*this);
   }
 
@@ -26,12 +33,15 @@ class MqttRecorder::Impl : public mqtt::callback {
 
   absl::Status Connect(absl::Duration timeout) {
     try {
-      auto options = mqtt::connect_options_builder()
+      auto builder = mqtt::connect_options_builder()
                          .mqtt_version(MQTTVERSION_5)
-                         .clean_start(true)
-                         .connect_timeout(absl::ToChronoSeconds(timeout))
-                         .finalize();
-      client_.connect(options)->wait();
+                         .clean_start(!options_.persistent_session)
+                         .connect_timeout(absl::ToChronoSeconds(timeout));
+      if (options_.persistent_session) {
+        builder.properties({{mqtt::property::SESSION_EXPIRY_INTERVAL, 3600}})
+            .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(1));
+      }
+      client_.connect(builder.finalize())->wait();
       for (const std::string& filter : filters_) {
         client_.subscribe(filter, qos_)->wait();
       }
@@ -85,12 +95,15 @@ class MqttRecorder::Impl : public mqtt::callback {
   mqtt::async_client client_;
   std::vector<std::string> filters_;
   int qos_;
+  RecorderOptions options_;
   mutable absl::Mutex mu_;
   std::vector<RecordedMessage> messages_ ABSL_GUARDED_BY(mu_);
 };
 
-MqttRecorder::MqttRecorder(std::string uri, std::vector<std::string> topic_filters, int qos)
-    : impl_(std::make_unique<Impl>(std::move(uri), std::move(topic_filters), qos)) {}
+MqttRecorder::MqttRecorder(std::string uri, std::vector<std::string> topic_filters, int qos,
+                           RecorderOptions options)
+    : impl_(std::make_unique<Impl>(std::move(uri), std::move(topic_filters), qos,
+                                   std::move(options))) {}
 MqttRecorder::~MqttRecorder() = default;
 
 absl::Status MqttRecorder::Connect(absl::Duration timeout) { return impl_->Connect(timeout); }

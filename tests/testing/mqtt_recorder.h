@@ -27,13 +27,22 @@ struct RecordedMessage {
   std::string content_type;                   // MQTT 5
 };
 
+struct RecorderOptions {
+  // A persistent session (clean start off, kept for an hour) that
+  // reconnects by itself: with a persistent broker, nothing published to
+  // its filters while it or the broker was away is missed.
+  bool persistent_session = false;
+  std::string client_id;  // empty: a unique one
+};
+
 // Thread-safe.
 class MqttRecorder {
  public:
-  MqttRecorder(std::string uri, std::vector<std::string> topic_filters, int qos);
+  MqttRecorder(std::string uri, std::vector<std::string> topic_filters, int qos,
+               RecorderOptions options = {});
   ~MqttRecorder();
 
-  // Connects (MQTT 5, clean start) and subscribes; returns once subscribed.
+  // Connects (MQTT 5) and subscribes; returns once subscribed.
   absl::Status Connect(absl::Duration timeout = absl::Seconds(10));
 
   // Waits until at least `count` messages arrived; false on timeout.
