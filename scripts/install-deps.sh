@@ -10,7 +10,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libpaho-mqttpp-dev libpaho-mqtt-dev libpqxx-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libspdlog-dev
-  postgresql mosquitto mosquitto-clients prometheus openssl
+  postgresql mosquitto mosquitto-clients prometheus openssl iptables
 )
 
 missing=()

@@ -14,7 +14,8 @@
 # cut Herald's listener alone). Mosquitto runs with its queue limits raised
 # so that it never drops messages silently under load. With
 # HERALD_TEST_MQTT_PERSISTENCE=1 it persists its state to DIR (a restart
-# keeps sessions and queued messages).
+# keeps sessions and queued messages). With HERALD_TEST_PG_DURABLE=1,
+# PostgreSQL keeps its crash-safe defaults (fsync, synchronous commit).
 set -euo pipefail
 
 action=${1:?usage: $0 start|stop DIR}
@@ -65,12 +66,17 @@ start() {
   as_postgres "${pg_bin}/initdb" -D "${dir}/pg/data" -U postgres -A trust --no-sync >"${dir}/pg/initdb.log" 2>&1 \
     || { cat "${dir}/pg/initdb.log" >&2; exit 1; }
   cat >>"${dir}/pg/data/postgresql.conf" <<CONF
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 max_connections = 200
 shared_buffers = 256MB
 CONF
+  # Fast but not crash-safe, unless a test crashes the database on purpose.
+  if [ "${HERALD_TEST_PG_DURABLE:-0}" != 1 ]; then
+    cat >>"${dir}/pg/data/postgresql.conf" <<CONF
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+  fi
   as_postgres "${pg_bin}/pg_ctl" -D "${dir}/pg/data" -l "${dir}/pg/server.log" -w -t 60 \
     -o "-p ${pg_port} -h 127.0.0.1 -k ${dir}/pg" start >/dev/null \
     || { cat "${dir}/pg/server.log" >&2; exit 1; }

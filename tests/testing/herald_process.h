@@ -47,6 +47,10 @@ class HeraldProcess {
   // True while the process runs; reaps it (and records its exit) if not.
   bool Running();
 
+  // How the last process that was reaped ended: its exit code, or 128 +
+  // signal; -1 if none was reaped yet.
+  int last_exit_code() const { return last_exit_code_; }
+
   pid_t pid() const { return pid_; }
 
   // Sends SIGTERM and waits for the exit; returns the exit code (or 128 +
@@ -66,6 +70,7 @@ class HeraldProcess {
   std::vector<std::pair<std::string, std::string>> env_;
   std::string log_path_;
   pid_t pid_ = -1;
+  int last_exit_code_ = -1;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
 };
