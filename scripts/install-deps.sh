@@ -11,6 +11,7 @@ packages=(
   libabsl-dev libpaho-mqttpp-dev libpaho-mqtt-dev libpqxx-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libspdlog-dev
   postgresql mosquitto mosquitto-clients prometheus openssl iptables
+  clang libclang-rt-14-dev
 )
 
 missing=()
