@@ -337,80 +337,130 @@ std::string Int64ArrayLiteral(const std::vector<int64_t>& values) {
 
 }  // namespace
 
-PgNotificationStore::PgNotificationStore(PgConnectionPool* pool, QueryObserver* observer)
-    : pool_(pool), observer_(observer) {}
+PgNotificationStore::PgNotificationStore(PgConnectionPool* pool, QueryObserver* observer,
+                                         int max_insert_batches)
+    : pool_(pool), observer_(observer), max_insert_batches_(std::max(1, max_insert_batches)) {}
+
+namespace {
+
+// Inserts one notification and its deliveries inside `tx`. A reused
+// idempotency key is a result (the earlier notification, or
+// kFailedPrecondition), not an exception, so the transaction stays usable
+// for the rest of a batch.
+absl::StatusOr<InsertedNotification> InsertOne(PgSession& session, pqxx::work& tx,
+                                               const NotificationRecord& notification,
+                                               const std::vector<ResolvedTarget>& targets) {
+  const NotificationStatements& statements = Statements();
+  const pqxx::binarystring payload(notification.payload.data(), notification.payload.size());
+  const pqxx::result inserted = tx.exec_prepared(
+      session.Prepare(statements.insert_notification), notification.notification_id,
+      notification.tenant_id, std::string(TargetKindName(notification.target.kind)),
+      PgTextArrayLiteral(notification.target.values), notification.content.title,
+      notification.content.body, MapKeysLiteral(notification.content.data),
+      MapValuesLiteral(notification.content.data),
+      std::string(PriorityName(notification.content.priority)), notification.options.qos,
+      notification.options.retain, MicrosOf(notification.options.ttl),
+      MicrosOf(notification.options.send_time), MicrosOf(notification.expire_time),
+      OptionalText(notification.options.idempotency_key), notification.request_fingerprint,
+      payload);
+
+  if (inserted.empty()) {
+    // The idempotency key is taken (ON CONFLICT waited for the other
+    // transaction to commit, so its row is visible to this statement).
+    const pqxx::result existing =
+        tx.exec_prepared(session.Prepare(statements.get_by_idempotency_key),
+                         notification.tenant_id, notification.options.idempotency_key);
+    if (existing.empty()) {
+      return absl::AbortedError(
+          "insert_notification: the notification holding this idempotency_key vanished; "
+          "retry the request");
+    }
+    NotificationRecord earlier = NotificationOf(existing[0]);
+    if (earlier.request_fingerprint != notification.request_fingerprint) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("idempotency_key: already used by notification ",
+                       earlier.notification_id, " with different content"));
+    }
+    return InsertedNotification{.notification = std::move(earlier), .duplicate = true};
+  }
+
+  if (!targets.empty()) {
+    std::vector<std::string> device_ids;
+    std::vector<std::string> topics;
+    device_ids.reserve(targets.size());
+    topics.reserve(targets.size());
+    for (const ResolvedTarget& target : targets) {
+      device_ids.push_back(target.device_id);
+      topics.push_back(target.topic);
+    }
+    tx.exec_prepared(session.Prepare(statements.insert_deliveries), notification.notification_id,
+                     PgTextArrayLiteral(device_ids), PgTextArrayLiteral(topics));
+  }
+  InsertedNotification result;
+  result.notification = notification;
+  result.notification.create_time = TimeOf(inserted[0]["create_us"]);
+  result.notification.counts = DeliveryStateCounts{};
+  result.notification.counts.pending = static_cast<int64_t>(targets.size());
+  result.notification.state =
+      DeriveNotificationState(result.notification.counts, inserted[0]["scheduled"].as<bool>());
+  return result;
+}
+
+constexpr size_t kMaxInsertBatch = 128;
+
+}  // namespace
+
+void PgNotificationStore::InsertBatch(const std::vector<PendingInsert*>& batch) {
+  // One transaction: a lost connection before COMMIT rolls everything back,
+  // so a retry can neither duplicate a notification nor half-store it.
+  std::vector<absl::StatusOr<InsertedNotification>> results;
+  absl::Status status = RunPgOperation(
+      *pool_, observer_, batch.size() == 1 ? "insert_notification" : "insert_notification_batch",
+      PgRetry::kOnLostConnection, [&](PgSession& session) -> absl::Status {
+        results.clear();
+        pqxx::work tx(session.connection());
+        for (const PendingInsert* entry : batch) {
+          results.push_back(InsertOne(session, tx, *entry->notification, *entry->targets));
+        }
+        tx.commit();
+        return absl::OkStatus();
+      });
+  if (status.ok()) {
+    for (size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
+    return;
+  }
+  if (batch.size() == 1 || absl::IsUnavailable(status)) {
+    for (PendingInsert* entry : batch) entry->result = status;
+    return;
+  }
+  // One entry spoiled the transaction for all: give each its own.
+  for (PendingInsert* entry : batch) InsertBatch({entry});
+}
 
 absl::StatusOr<InsertedNotification> PgNotificationStore::InsertNotification(
     const NotificationRecord& notification, const std::vector<ResolvedTarget>& targets) {
-  std::vector<std::string> device_ids;
-  std::vector<std::string> topics;
-  device_ids.reserve(targets.size());
-  topics.reserve(targets.size());
-  for (const ResolvedTarget& target : targets) {
-    device_ids.push_back(target.device_id);
-    topics.push_back(target.topic);
+  PendingInsert mine{.notification = &notification, .targets = &targets, .result = std::nullopt};
+  absl::MutexLock lock(&batch_mu_);
+  insert_queue_.push_back(&mine);
+  while (!mine.result.has_value()) {
+    if (running_batches_ < max_insert_batches_ && !insert_queue_.empty()) {
+      // Lead a batch: whatever is queued, this call's entry or not.
+      std::vector<PendingInsert*> batch;
+      while (!insert_queue_.empty() && batch.size() < kMaxInsertBatch) {
+        batch.push_back(insert_queue_.front());
+        insert_queue_.pop_front();
+      }
+      ++running_batches_;
+      batch_mu_.Unlock();
+      InsertBatch(batch);
+      batch_mu_.Lock();
+      --running_batches_;
+      batch_done_.SignalAll();
+      continue;
+    }
+    batch_done_.Wait(&batch_mu_);
   }
-  const std::string device_ids_literal = PgTextArrayLiteral(device_ids);
-  const std::string topics_literal = PgTextArrayLiteral(topics);
-  const pqxx::binarystring payload(notification.payload.data(), notification.payload.size());
-
-  // One transaction: a lost connection before COMMIT rolls everything back,
-  // so a retry can neither duplicate the notification nor half-store it.
-  return RunPgOperation(
-      *pool_, observer_, "insert_notification", PgRetry::kOnLostConnection,
-      [&](PgSession& session) -> absl::StatusOr<InsertedNotification> {
-        const NotificationStatements& statements = Statements();
-        const std::string insert_notification = session.Prepare(statements.insert_notification);
-        const std::string insert_deliveries = session.Prepare(statements.insert_deliveries);
-        const std::string get_by_key = session.Prepare(statements.get_by_idempotency_key);
-        pqxx::work tx(session.connection());
-        const pqxx::result inserted = tx.exec_prepared(
-            insert_notification, notification.notification_id, notification.tenant_id,
-            std::string(TargetKindName(notification.target.kind)),
-            PgTextArrayLiteral(notification.target.values), notification.content.title,
-            notification.content.body, MapKeysLiteral(notification.content.data),
-            MapValuesLiteral(notification.content.data),
-            std::string(PriorityName(notification.content.priority)), notification.options.qos,
-            notification.options.retain, MicrosOf(notification.options.ttl),
-            MicrosOf(notification.options.send_time), MicrosOf(notification.expire_time),
-            OptionalText(notification.options.idempotency_key), notification.request_fingerprint,
-            payload);
-
-        if (inserted.empty()) {
-          // The idempotency key is taken (ON CONFLICT waited for the other
-          // transaction to commit, so its row is visible to this statement).
-          const pqxx::result existing = tx.exec_prepared(get_by_key, notification.tenant_id,
-                                                         notification.options.idempotency_key);
-          if (existing.empty()) {
-            return absl::AbortedError(
-                "insert_notification: the notification holding this idempotency_key vanished; "
-                "retry the request");
-          }
-          NotificationRecord earlier = NotificationOf(existing[0]);
-          tx.commit();
-          if (earlier.request_fingerprint != notification.request_fingerprint) {
-            return absl::FailedPreconditionError(
-                absl::StrCat("idempotency_key: already used by notification ",
-                             earlier.notification_id, " with different content"));
-          }
-          return InsertedNotification{.notification = std::move(earlier), .duplicate = true};
-        }
-
-        if (!targets.empty()) {
-          tx.exec_prepared(insert_deliveries, notification.notification_id, device_ids_literal,
-                           topics_literal);
-        }
-        tx.commit();
-
-        InsertedNotification result;
-        result.notification = notification;
-        result.notification.create_time = TimeOf(inserted[0]["create_us"]);
-        result.notification.counts = DeliveryStateCounts{};
-        result.notification.counts.pending = static_cast<int64_t>(targets.size());
-        result.notification.state = DeriveNotificationState(result.notification.counts,
-                                                            inserted[0]["scheduled"].as<bool>());
-        return result;
-      });
+  return *std::move(mine.result);
 }
 
 absl::StatusOr<NotificationRecord> PgNotificationStore::GetNotification(

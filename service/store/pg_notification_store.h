@@ -23,11 +23,14 @@
 #define HERALD_SERVICE_STORE_PG_NOTIFICATION_STORE_H_
 
 #include <cstdint>
+#include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/core/notification_store.h"
 #include "service/core/query_observer.h"
@@ -44,13 +47,22 @@ class PgNotificationStore final : public NotificationStore {
  public:
   // `pool` must outlive the store. `observer` may be null (nothing is
   // reported); otherwise it too must outlive the store.
-  PgNotificationStore(PgConnectionPool* pool, QueryObserver* observer);
+  PgNotificationStore(PgConnectionPool* pool, QueryObserver* observer,
+                      int max_insert_batches = 2);
 
   // Uses notification.tenant_id, notification_id (REQUIRES: unique, e.g. a
   // UUID; kAlreadyExists if taken), target, content, options, payload,
   // request_fingerprint and expire_time; ignores create_time, counts and
   // state, which it returns as stored. Deliveries are due at the send time,
   // or at once without one. 100,000 targets take one statement.
+  //
+  // Group commit: concurrent calls share transactions. A caller that finds
+  // fewer than `max_insert_batches` transactions running commits whatever is
+  // queued (up to 128 notifications) in one transaction; the others wait for
+  // it. Alone, a call is one transaction of its own, so nothing waits for a
+  // batch to fill. One refused entry (a reused idempotency key) does not
+  // affect the others; if a batch fails as a whole, its entries are retried
+  // one by one.
   absl::StatusOr<InsertedNotification> InsertNotification(
       const NotificationRecord& notification, const std::vector<ResolvedTarget>& targets) override;
 
@@ -94,8 +106,23 @@ class PgNotificationStore final : public NotificationStore {
   absl::StatusOr<int64_t> CountBacklog() override;
 
  private:
+  struct PendingInsert {
+    const NotificationRecord* notification;
+    const std::vector<ResolvedTarget>* targets;
+    std::optional<absl::StatusOr<InsertedNotification>> result;
+  };
+
+  // Inserts `batch` in one transaction and fills every entry's result.
+  void InsertBatch(const std::vector<PendingInsert*>& batch);
+
   PgConnectionPool* const pool_;
   QueryObserver* const observer_;
+  const int max_insert_batches_;
+
+  absl::Mutex batch_mu_;
+  absl::CondVar batch_done_;
+  std::deque<PendingInsert*> insert_queue_ ABSL_GUARDED_BY(batch_mu_);
+  int running_batches_ ABSL_GUARDED_BY(batch_mu_) = 0;
 };
 
 }  // namespace herald

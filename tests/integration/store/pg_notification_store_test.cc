@@ -470,6 +470,48 @@ TEST_F(PgNotificationStoreTest, IdempotencyKeysArePerTenant) {
   MustInsert(b, Targets(1));
 }
 
+// Group commit: concurrent inserts share transactions, and one entry that
+// the database refuses (a notification id that is taken) fails alone while
+// every other entry of its batch is stored.
+TEST_F(PgNotificationStoreTest, ConcurrentInsertsShareCommitsAndFailAlone) {
+  MustInsert(Record("taken", Targets(1)), Targets(1));
+  constexpr int kThreads = 32;
+  constexpr int kPerThread = 20;
+  std::latch start(kThreads);
+  std::vector<std::vector<absl::StatusOr<InsertedNotification>>> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < kPerThread; ++i) {
+        // Thread 0's fifth insert reuses a taken id.
+        const std::string id = t == 0 && i == 4 ? "taken" : absl::StrCat("g", t, "-", i);
+        results[t].push_back(store_->InsertNotification(Record(id, Targets(2)), Targets(2)));
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+
+  int stored = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      const auto& result = results[t][i];
+      if (t == 0 && i == 4) {
+        EXPECT_EQ(result.status().code(), absl::StatusCode::kAlreadyExists) << result.status();
+        continue;
+      }
+      ASSERT_TRUE(result.ok()) << result.status();
+      EXPECT_FALSE(result->duplicate);
+      EXPECT_EQ(result->notification.counts.pending, 2);
+      ++stored;
+    }
+  }
+  absl::StatusOr<StoredStats> stats = store_->GetStats(kDefaultTenant);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->notifications, stored + 1);
+  EXPECT_EQ(stats->total.pending, 2 * stored + 1);
+}
+
 TEST_F(PgNotificationStoreTest, ConcurrentInsertsWithOneKeyStoreExactlyOne) {
   constexpr int kThreads = 8;
   std::latch start(kThreads);
