@@ -48,18 +48,25 @@ class FaultTest : public ::testing::Test {
   }
 };
 
+// Runs the load with replica 0 armed to SIGKILL itself at `crash_point`; a
+// supervisor restarts it (disarmed), as Kubernetes would.
+Figures RunWithCrashPoint(FaultHarness& harness, const std::string& crash_point) {
+  harness.replica(0).Kill();
+  harness.replica(0).SetEnv("HERALD_TEST_CRASH_AT", crash_point);
+  EXPECT_TRUE(harness.replica(0).Start().ok());
+  harness.SuperviseReplicas();
+  harness.RunLoad({}, nullptr);
+  Figures figures = harness.Verify();
+  ExpectNothingLost(figures);
+  return figures;
+}
+
 // Crash after the notification is committed, before the reply: the client
 // retries with its idempotency key and gets the first result.
 TEST_F(FaultTest, KillAfterCommitBeforeReply) {
   auto harness = Make();
   ASSERT_NE(harness, nullptr);
-  harness->replica(0).Kill();
-  harness->replica(0).SetEnv("HERALD_TEST_CRASH_AT", "after_commit:500");
-  ASSERT_TRUE(harness->replica(0).Start().ok());
-  harness->SuperviseReplicas();
-  harness->RunLoad({}, nullptr);
-  const Figures figures = harness->Verify();
-  ExpectNothingLost(figures);
+  const Figures figures = RunWithCrashPoint(*harness, "after_commit:500");
   EXPECT_GT(figures.client_retries, 0) << "the crash point was never reached";
   // One notification per idempotency key, although the client sent some twice.
   pqxx::connection connection(harness->database_url());
@@ -72,13 +79,7 @@ TEST_F(FaultTest, KillAfterCommitBeforeReply) {
 TEST_F(FaultTest, KillAfterClaimBeforePublish) {
   auto harness = Make();
   ASSERT_NE(harness, nullptr);
-  harness->replica(0).Kill();
-  harness->replica(0).SetEnv("HERALD_TEST_CRASH_AT", "after_claim:20");
-  ASSERT_TRUE(harness->replica(0).Start().ok());
-  harness->SuperviseReplicas();
-  harness->RunLoad({}, nullptr);
-  const Figures figures = harness->Verify();
-  ExpectNothingLost(figures);
+  const Figures figures = RunWithCrashPoint(*harness, "after_claim:20");
   EXPECT_GT(figures.republished, 0) << "the crash point was never reached";
 }
 
@@ -87,13 +88,7 @@ TEST_F(FaultTest, KillAfterClaimBeforePublish) {
 TEST_F(FaultTest, KillAfterPublishBeforeAckIsRecorded) {
   auto harness = Make();
   ASSERT_NE(harness, nullptr);
-  harness->replica(0).Kill();
-  harness->replica(0).SetEnv("HERALD_TEST_CRASH_AT", "after_ack:3000");
-  ASSERT_TRUE(harness->replica(0).Start().ok());
-  harness->SuperviseReplicas();
-  harness->RunLoad({}, nullptr);
-  const Figures figures = harness->Verify();
-  ExpectNothingLost(figures);
+  const Figures figures = RunWithCrashPoint(*harness, "after_ack:3000");
   EXPECT_GT(figures.republished, 0) << "the crash point was never reached";
 }
 
