@@ -74,9 +74,18 @@ int64_t DeliveryDispatcher::in_flight() const {
   return in_flight_;
 }
 
+int64_t DeliveryDispatcher::WorthwhileClaim(int64_t provider_capacity) const {
+  const int64_t window = provider_capacity + in_flight_ + reserved_;
+  return std::clamp<int64_t>(window / 4, 1, options_.batch_size);
+}
+
 int DeliveryDispatcher::ReserveCapacity(int64_t provider_capacity) {
   const int64_t take = std::min<int64_t>(options_.batch_size, provider_capacity - reserved_);
   if (take <= 0) return 0;
+  // Under load, wait for a worthwhile batch (a quarter of the window)
+  // instead of paying a database round trip for every acknowledgement that
+  // frees one slot.
+  if (take < WorthwhileClaim(provider_capacity) && in_flight_ + reserved_ > 0) return 0;
   reserved_ += take;
   return static_cast<int>(take);
 }
@@ -108,6 +117,8 @@ void DeliveryDispatcher::ClaimLoop() {
       // In-flight window full: the next outcome wakes us.
       absl::MutexLock lock(&mu_);
       waiting_for_capacity_ = true;
+      // The window is what is in flight plus what the provider still takes.
+      wake_below_in_flight_ = in_flight_ + available - WorthwhileClaim(available);
       more_due = false;
       continue;
     }
@@ -196,7 +207,8 @@ void DeliveryDispatcher::OnPublished(const Attempt& attempt, const PublishResult
   --in_flight_;
   outcomes_.push_back(std::move(outcome));
   outcome_cv_.Signal();
-  if (waiting_for_capacity_) {  // capacity was freed: claim again at once
+  if (waiting_for_capacity_ && in_flight_ <= wake_below_in_flight_) {
+    // Enough capacity was freed for a worthwhile claim: claim again at once.
     waiting_for_capacity_ = false;
     woken_ = true;
     work_cv_.Signal();

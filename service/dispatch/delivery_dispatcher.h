@@ -82,6 +82,10 @@ class DeliveryDispatcher {
   // How many deliveries the next claim may take (0: wait), given the
   // provider's free in-flight window; reserves them.
   int ReserveCapacity(int64_t provider_capacity) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The smallest claim worth a database round trip while publishes are in
+  // flight: a quarter of the in-flight window (an idle dispatcher claims
+  // whatever is due, however little).
+  int64_t WorthwhileClaim(int64_t provider_capacity) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   NotificationStore& store_;
   Provider& provider_;
@@ -94,6 +98,7 @@ class DeliveryDispatcher {
   absl::CondVar outcome_cv_;   // the recorder waits here for outcomes
   bool woken_ ABSL_GUARDED_BY(mu_) = false;
   bool waiting_for_capacity_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t wake_below_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_claiming_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_recording_ ABSL_GUARDED_BY(mu_) = false;
   int64_t reserved_ ABSL_GUARDED_BY(mu_) = 0;   // claimed, not yet handed to the provider
