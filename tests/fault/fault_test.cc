@@ -125,7 +125,7 @@ TEST_F(FaultTest, DatabasePartition) {
   ASSERT_NE(harness, nullptr);
   harness->RunLoad({}, [&] {
     ASSERT_TRUE(harness->CutDatabase(true).ok());
-    absl::SleepFor(absl::Seconds(4));
+    absl::SleepFor(absl::Seconds(8));  // longer than the 5 s a caller waits
     ASSERT_TRUE(harness->CutDatabase(false).ok());
   });
   const Figures figures = harness->Verify();
