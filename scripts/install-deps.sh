@@ -12,7 +12,14 @@ packages=(
   libgtest-dev libgmock-dev libspdlog-dev
   postgresql mosquitto mosquitto-clients prometheus openssl iptables
   clang libclang-rt-14-dev
+  shellcheck
 )
+# The deploy checks (tests/deploy/) run on node and npm. A machine that has
+# them from elsewhere (NodeSource's nodejs brings its own npm, which Debian's
+# npm package would conflict with) keeps its own.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for package in "${packages[@]}"; do

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh herald
+scripts/build.sh herald heraldctl
 build_dir=${HERALD_BUILD_DIR:-build}
 local_dir=.herald-local
 
@@ -16,7 +16,15 @@ trap 'scripts/test-servers.sh stop "${local_dir}"' EXIT
 # shellcheck source=/dev/null
 . "${local_dir}/servers.env"
 
-echo "Herald: gRPC on ${HERALD_GRPC_ADDRESS:-0.0.0.0:50051}, metrics on ${HERALD_METRICS_ADDRESS:-0.0.0.0:9464}"
+cat <<EOF
+Herald: gRPC on ${HERALD_GRPC_ADDRESS:-0.0.0.0:50051}, metrics on ${HERALD_METRICS_ADDRESS:-0.0.0.0:9464}
+Broker for devices: ${HERALD_TEST_MQTT_URI}. Try, in another terminal:
+  mosquitto_sub -h 127.0.0.1 -p ${HERALD_TEST_MQTT_PORT} -t 'devices/#' -v &
+  ${build_dir}/service/ctl/heraldctl devices create sensor-001 --owner=home-1
+  ${build_dir}/service/ctl/heraldctl notify --devices=sensor-001 --title="Door open" --body="Front door" --wait
+  ${build_dir}/service/ctl/heraldctl stats
+  curl -s 127.0.0.1:9464/metrics | grep herald_deliveries_total
+EOF
 "${build_dir}/service/herald" serve --migrate \
   --database_url="${HERALD_TEST_DATABASE_URL}" \
   --mqtt_uri="${HERALD_TEST_MQTT_URI}" \

@@ -15,18 +15,22 @@
 #include "grpcpp/server_builder.h"
 #include "prometheus/registry.h"
 #include "providers/mqtt/mqtt_provider.h"
+#include "service/api/command_service.h"
 #include "service/api/device_service.h"
 #include "service/api/metrics_interceptor.h"
 #include "service/api/notification_service.h"
 #include "service/api/stats_service.h"
 #include "service/config/config.h"
 #include "service/core/logging.h"
+#include "service/dispatch/commander.h"
 #include "service/dispatch/delivery_dispatcher.h"
 #include "service/dispatch/notifier.h"
+#include "service/dispatch/presence_tracker.h"
 #include "service/dispatch/status_reporter.h"
 #include "service/metrics/herald_metrics.h"
 #include "service/metrics/metrics_server.h"
 #include "service/store/migrations.h"
+#include "service/store/pg_command_store.h"
 #include "service/store/pg_device_store.h"
 #include "service/store/pg_notification_store.h"
 #include "service/store/pg_connection_pool.h"
@@ -38,6 +42,7 @@ namespace {
 // server as a whole (what Kubernetes probes ask for by default).
 constexpr const char* kServedServices[] = {"", "herald.v1.DeviceService",
                                            "herald.v1.NotificationService",
+                                           "herald.v1.CommandService",
                                            "herald.v1.StatsService"};
 
 int Migrate(const Config& config) {
@@ -80,6 +85,7 @@ int Serve(const Config& config) {
   }
   PgDeviceStore device_store(pool->get(), &metrics);
   PgNotificationStore notification_store(pool->get(), &metrics);
+  PgCommandStore command_store(pool->get(), &metrics);
 
   absl::StatusOr<std::unique_ptr<Provider>> provider = CreateMqttProvider(config.mqtt);
   if (!provider.ok()) {
@@ -108,9 +114,35 @@ int Serve(const Config& config) {
                      .limits = {.max_targets_per_request =
                                     static_cast<size_t>(config.max_targets_per_request)}});
 
+  // Commands and presence subscribe through the provider; the subscriptions
+  // are sent once the connection is up, and again after every reconnect
+  // that lost the session.
+  const bool mqtt5 = config.mqtt.mqtt_version == 5;
+  Commander commander(device_store, command_store, **provider, metrics,
+                      {.command_topic_template = config.command_topic_template,
+                       .response_topic_template = config.response_topic_template,
+                       .shared_subscription = mqtt5,
+                       .share_group = config.mqtt_share_group,
+                       .max_waiting = config.max_pending_commands,
+                       .backoff_initial = config.command_backoff_initial,
+                       .backoff_max = config.command_backoff_max,
+                       .poll_interval = config.command_poll_interval,
+                       .max_payload_bytes = static_cast<size_t>(config.max_payload_bytes)});
+  if (absl::Status started = commander.Start(); !started.ok()) {
+    LogError("cannot start commands", {{"error", started.message()}});
+    return 1;
+  }
+  PresenceTracker presence(device_store, **provider, metrics,
+                           {.topic_template = config.presence_topic_template});
+  if (absl::Status started = presence.Start(); !started.ok()) {
+    LogError("cannot start presence tracking", {{"error", started.message()}});
+    return 1;
+  }
+
   api::DeviceServiceImpl device_service(device_store);
   api::NotificationServiceImpl notification_service(
       notifier, notification_store, {.max_batch = config.max_batch_notifications});
+  api::CommandServiceImpl command_service(commander, command_store, {});
   api::StatsServiceImpl stats_service(notification_store, {provider->get()});
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -121,6 +153,7 @@ int Serve(const Config& config) {
   builder.SetMaxReceiveMessageSize(config.grpc_max_message_bytes);
   builder.RegisterService(&device_service);
   builder.RegisterService(&notification_service);
+  builder.RegisterService(&command_service);
   builder.RegisterService(&stats_service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<api::MetricsInterceptorFactory>(metrics));
@@ -156,6 +189,9 @@ int Serve(const Config& config) {
   const absl::Time deadline = absl::Now() + config.shutdown_grace;
   health->Shutdown();
   server->Shutdown(absl::ToChronoTime(absl::Now() + config.shutdown_grace / 4));
+  // SendCommand calls still waiting were cancelled by the server's shutdown.
+  commander.Stop();
+  presence.Stop();
   dispatcher.StopClaiming();
   (*provider)->Stop(std::max(deadline - absl::Now(), absl::ZeroDuration()));
   dispatcher.Stop();

@@ -775,6 +775,8 @@ void MqttProvider::Stop(absl::Duration grace) {
   }
   if (reconnect_thread_.joinable()) reconnect_thread_.join();
 
+  if (was_connected && !t_in_callback) LeaveSharedSubscriptions();
+
   // Disconnect also when an attempt is in progress, so it does not connect
   // after we are gone (OnConnectSuccess disconnects if it still does).
   // No further delay inside Paho: the grace period is over, and what is
@@ -798,6 +800,44 @@ void MqttProvider::Stop(absl::Duration grace) {
                             "publish to \"", entry.topic,
                             "\": MQTT provider stopped before the broker acknowledged it"))});
   }
+}
+
+void MqttProvider::LeaveSharedSubscriptions() {
+  std::vector<std::string> shared;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& subscription : *subscriptions_) {
+      if (subscription->filter != subscription->match_filter) {
+        shared.push_back(subscription->filter);
+      }
+    }
+  }
+  if (shared.empty()) return;
+  // A broker (Mosquitto among them) keeps handing a share of a shared
+  // subscription's messages to a disconnected session that still exists,
+  // where they sit unread until the session expires (kSessionExpirySeconds
+  // under MQTT 5). A replica that stops for good therefore leaves its share
+  // groups first. (Ending the session with a DISCONNECT session expiry of 0
+  // would be the cleaner way, but Paho C++ 1.2 sends no DISCONNECT
+  // properties: its options keep C struct version 0.)
+  std::vector<mqtt::token_ptr> tokens;
+  for (const std::string& filter : shared) {
+    try {
+      tokens.push_back(client_->unsubscribe(filter));
+    } catch (const mqtt::exception& e) {
+      LogWarning("mqtt unsubscribe failed", {{"filter", filter}, {"error", e.what()}});
+    }
+  }
+  const absl::Time deadline = absl::Now() + kDisconnectTimeout;
+  for (const mqtt::token_ptr& token : tokens) {
+    try {
+      token->wait_for(absl::ToChronoMilliseconds(
+          std::max(deadline - absl::Now(), absl::ZeroDuration())));
+    } catch (const mqtt::exception& e) {
+      LogWarning("mqtt unsubscribe failed", {{"error", e.what()}});
+    }
+  }
+  LogDebug("mqtt left shared subscriptions", {{"filters", absl::StrJoin(shared, ",")}});
 }
 
 std::string MqttProvider::UrisText() const { return absl::StrJoin(options_.server_uris, ","); }

@@ -35,7 +35,10 @@
 //
 // Sessions: with clean_session = false the broker keeps the session across
 // reconnects (under MQTT 5 for 5 minutes after a disconnect, so that the
-// sessions of replicas that are gone do not pile up on the broker).
+// sessions of replicas that are gone do not pile up on the broker). Stop
+// unsubscribes the shared subscriptions ("$share/...") before it
+// disconnects, so that the broker stops handing their messages to the
+// session of a replica that left.
 //
 // Thread safety: all public methods are thread-safe. Callbacks (PublishCallback,
 // MessageHandler) run on Paho's threads, on the caller's thread (a publish
@@ -168,6 +171,10 @@ class MqttProvider final : public Provider {
   // and, after a TCP/TLS failure, probes the broker's port to explain it.
   void ReconnectLoop();
   void ExplainConnectFailure(uint64_t attempt);
+
+  // Unsubscribes every "$share/..." filter, waiting up to
+  // kDisconnectTimeout for the broker's answers (Stop, while connected).
+  void LeaveSharedSubscriptions();
 
   // Sends SUBSCRIBE without waiting; errors are logged (the subscription is
   // sent again on the next connect).

@@ -26,6 +26,7 @@
 #include "absl/strings/string_view.h"
 #include "service/core/database_url.h"
 #include "service/core/topic.h"
+#include "service/core/topic_pattern.h"
 
 #ifndef HERALD_VERSION
 #error "HERALD_VERSION must be defined by the build (service/config/CMakeLists.txt)"
@@ -148,6 +149,25 @@ ABSL_FLAG(std::string, presence_topic_template, herald::Defaults().presence_topi
 ABSL_FLAG(std::string, receipt_topic_template, herald::Defaults().receipt_topic_template,
           "Topic devices confirm received notifications on ({\"id\": \"...\"}). "
           "Env HERALD_RECEIPT_TOPIC_TEMPLATE.");
+
+ABSL_FLAG(int32_t, max_pending_commands, herald::Defaults().max_pending_commands,
+          "SendCommand calls that may wait for their device at once on this replica, 1 to "
+          "100000; each holds a gRPC thread, and more are refused with RESOURCE_EXHAUSTED. "
+          "Env HERALD_MAX_PENDING_COMMANDS.");
+ABSL_FLAG(absl::Duration, command_backoff_initial, herald::Defaults().command_backoff_initial,
+          "Pause before a command's first retry (after an attempt's timeout); it doubles per "
+          "retry up to --command_backoff_max. Answers are still taken meanwhile. "
+          "Env HERALD_COMMAND_BACKOFF_INITIAL.");
+ABSL_FLAG(absl::Duration, command_backoff_max, herald::Defaults().command_backoff_max,
+          "Longest pause between a command's attempts. Env HERALD_COMMAND_BACKOFF_MAX.");
+ABSL_FLAG(absl::Duration, command_poll_interval, herald::Defaults().command_poll_interval,
+          "With MQTT 5, how often a waiting command re-reads its database row in case the "
+          "notification that another replica received the answer was lost, 10ms to 1m. "
+          "Env HERALD_COMMAND_POLL_INTERVAL.");
+ABSL_FLAG(std::string, mqtt_share_group, herald::Defaults().mqtt_share_group,
+          "MQTT 5 shared subscription group for command responses ($share/GROUP/...): the "
+          "broker gives each response to one replica of the group. Give each deployment "
+          "that shares a broker its own. Env HERALD_MQTT_SHARE_GROUP.");
 
 ABSL_FLAG(int32_t, delivery_workers, herald::Defaults().delivery_workers,
           "Delivery workers, each claiming and publishing batches of pending deliveries, "
@@ -478,6 +498,11 @@ const std::vector<std::string>& ConfigFlagNames() {
       "response_topic_template",
       "presence_topic_template",
       "receipt_topic_template",
+      "max_pending_commands",
+      "command_backoff_initial",
+      "command_backoff_max",
+      "command_poll_interval",
+      "mqtt_share_group",
       "delivery_workers",
       "delivery_batch_size",
       "delivery_lease",
@@ -649,6 +674,12 @@ absl::StatusOr<Config> ConfigFromFlags(std::string command, const EnvLookup& get
   config.presence_topic_template = absl::GetFlag(FLAGS_presence_topic_template);
   config.receipt_topic_template = absl::GetFlag(FLAGS_receipt_topic_template);
 
+  config.max_pending_commands = absl::GetFlag(FLAGS_max_pending_commands);
+  config.command_backoff_initial = absl::GetFlag(FLAGS_command_backoff_initial);
+  config.command_backoff_max = absl::GetFlag(FLAGS_command_backoff_max);
+  config.command_poll_interval = absl::GetFlag(FLAGS_command_poll_interval);
+  config.mqtt_share_group = absl::GetFlag(FLAGS_mqtt_share_group);
+
   config.delivery_workers = absl::GetFlag(FLAGS_delivery_workers);
   config.delivery_batch_size = absl::GetFlag(FLAGS_delivery_batch_size);
   config.delivery_lease = absl::GetFlag(FLAGS_delivery_lease);
@@ -726,6 +757,45 @@ absl::Status ValidateConfig(const Config& config) {
     };
     for (const auto& [flag, value] : templates) {
       AddError(errors, ValidateTopicTemplate(*value, flag));
+    }
+    // Herald subscribes to these and maps each topic back to its device.
+    if (ValidateTopicTemplate(config.response_topic_template, "").ok()) {
+      AddError(errors, TopicPattern::Compile(config.response_topic_template,
+                                             "--response_topic_template")
+                           .status());
+    }
+    if (ValidateTopicTemplate(config.presence_topic_template, "").ok()) {
+      absl::StatusOr<TopicPattern> presence =
+          TopicPattern::Compile(config.presence_topic_template, "--presence_topic_template");
+      if (!presence.ok()) {
+        AddError(errors, presence.status());
+      } else if (!presence->has_device_id()) {
+        errors.push_back(
+            "--presence_topic_template: must contain {device_id}, to tell which device a "
+            "presence message is about");
+      }
+    }
+
+    CheckRange(errors, "max_pending_commands", config.max_pending_commands, 1, 100000);
+    CheckRange(errors, "command_backoff_initial", config.command_backoff_initial,
+               absl::Milliseconds(1), absl::Minutes(1));
+    CheckRange(errors, "command_backoff_max", config.command_backoff_max, absl::Milliseconds(1),
+               absl::Minutes(10));
+    if (config.command_backoff_max < config.command_backoff_initial) {
+      errors.push_back(absl::StrCat(
+          "--command_backoff_max: must be at least --command_backoff_initial (",
+          absl::FormatDuration(config.command_backoff_initial), "), got ",
+          absl::FormatDuration(config.command_backoff_max)));
+    }
+    CheckRange(errors, "command_poll_interval", config.command_poll_interval,
+               absl::Milliseconds(10), absl::Minutes(1));
+    if (config.mqtt_share_group.empty() ||
+        config.mqtt_share_group.find_first_of("/+#") != std::string::npos ||
+        config.mqtt_share_group.size() > 256) {
+      errors.push_back(absl::StrCat(
+          "--mqtt_share_group: must be 1-256 characters without '/', '+' or '#' (one topic "
+          "level), got ",
+          Quote(config.mqtt_share_group)));
     }
 
     CheckRange(errors, "delivery_workers", config.delivery_workers, 1, 64);
@@ -858,6 +928,11 @@ std::string DescribeConfig(const Config& config) {
       " response_topic_template=", config.response_topic_template,
       " presence_topic_template=", config.presence_topic_template,
       " receipt_topic_template=", config.receipt_topic_template,
+      " max_pending_commands=", config.max_pending_commands,
+      " command_backoff=", absl::FormatDuration(config.command_backoff_initial), "..",
+      absl::FormatDuration(config.command_backoff_max),
+      " command_poll_interval=", absl::FormatDuration(config.command_poll_interval),
+      " mqtt_share_group=", config.mqtt_share_group,
       " delivery_workers=", config.delivery_workers,
       " delivery_batch_size=", config.delivery_batch_size,
       " delivery_lease=", absl::FormatDuration(config.delivery_lease),

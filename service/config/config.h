@@ -68,6 +68,17 @@ struct Config {
   std::string presence_topic_template = "devices/{device_id}/status/online";
   std::string receipt_topic_template = "devices/{device_id}/receipts";
 
+  // Commands (CommandService.SendCommand).
+  int max_pending_commands = 256;  // SendCommand calls waiting at once on a replica
+  absl::Duration command_backoff_initial = absl::Milliseconds(500);  // between attempts
+  absl::Duration command_backoff_max = absl::Seconds(5);
+  // Under MQTT 5: how often a waiting command re-reads its row, in case the
+  // notification that another replica stored the response was lost.
+  absl::Duration command_poll_interval = absl::Seconds(1);
+  // The MQTT 5 shared subscription group of the command responses
+  // ("$share/<group>/..."): replicas of one deployment share it.
+  std::string mqtt_share_group = "herald";
+
   // The delivery pipeline.
   int delivery_workers = 2;
   int delivery_batch_size = 500;  // deliveries claimed per database round trip
@@ -147,7 +158,9 @@ absl::StatusOr<Config> ConfigFromFlags(std::string command, const EnvLookup& get
 // "--database_url: required for `herald serve`; --delivery_workers: must be
 // between 1 and 64, got 0". `version` needs nothing; `migrate` needs only the
 // database settings; `serve` checks everything, the MQTT options through
-// ValidateMqttOptions and the topic templates through ValidateTopicTemplate.
+// ValidateMqttOptions and the topic templates through ValidateTopicTemplate
+// (the response and presence templates also through TopicPattern::Compile,
+// the presence template must contain {device_id}).
 absl::Status ValidateConfig(const Config& config);
 
 // Reads a secret from the file at `path` for the flag `flag` (e.g.

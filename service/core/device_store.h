@@ -7,6 +7,7 @@
 #ifndef HERALD_SERVICE_CORE_DEVICE_STORE_H_
 #define HERALD_SERVICE_CORE_DEVICE_STORE_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,19 @@
 #include "service/core/types.h"
 
 namespace herald {
+
+// One presence message, mapped to its device (see TopicPattern).
+struct PresenceUpdate {
+  std::string device_id;
+  bool online = false;
+  absl::Time seen_time = absl::InfinitePast();  // when the message arrived
+  // Values the device must have for the update to apply, as the presence
+  // topic states them ({owner_id}, {platform}, {meta.KEY} levels); empty =
+  // unconstrained.
+  std::string expected_owner_id;
+  std::string expected_platform;
+  std::map<std::string, std::string> expected_metadata;
+};
 
 // Implementations are thread-safe. Every method is scoped to one tenant and
 // never sees another tenant's rows. Errors: kUnavailable when the database
@@ -52,6 +66,16 @@ class DeviceStore {
   // kGroups), in one database round trip. Unknown ids are simply absent.
   virtual absl::StatusOr<std::vector<Device>> ResolveTargets(const std::string& tenant_id,
                                                              const TargetSelector& target) = 0;
+
+  // Sets `online` and `last_seen_time` = seen_time of each update's device,
+  // in one database round trip, and returns the ids of the devices that
+  // changed. An update does not apply (and its id is absent) when the tenant
+  // has no such device, the device lacks an expected value, or the device
+  // was last seen after seen_time (an older message never overwrites a
+  // newer one, whichever replica writes first). REQUIRES: at most one
+  // update per device id.
+  virtual absl::StatusOr<std::vector<std::string>> UpdatePresence(
+      const std::string& tenant_id, const std::vector<PresenceUpdate>& updates) = 0;
 };
 
 }  // namespace herald

@@ -125,13 +125,29 @@ struct HeraldMetrics::Impl {
                                         "Time from the publish call to the broker's "
                                         "acknowledgement."),
                         {"provider", "qos"}),
-        commands(CounterFamily(registry, "herald_commands_total", "Commands by outcome."),
+        commands(CounterFamily(registry, "herald_commands_total",
+                               "SendCommand calls by outcome (succeeded, error, timed_out, "
+                               "offline, rejected, unavailable, overloaded, cancelled)."),
                  {"outcome"}),
         command_duration(
             HistogramFamily(registry, "herald_command_duration_seconds",
-                            "Round trip of a command, from publishing it to the device's "
+                            "Round trip of a command, from its first publish to the device's "
                             "response.")
                 .Add({}, LatencyBuckets())),
+        commands_waiting(GaugeFamily(registry, "herald_commands_waiting",
+                                     "SendCommand calls on this replica waiting for their "
+                                     "device's response.")
+                             .Add({})),
+        command_responses(
+            CounterFamily(registry, "herald_command_responses_total",
+                          "Messages received on command response topics, by outcome (matched, "
+                          "handed_over, duplicate, late, unknown, not_waiting_here, "
+                          "wrong_device, malformed, dropped)."),
+            {"outcome"}),
+        presence_messages(CounterFamily(registry, "herald_presence_messages_total",
+                                        "Presence messages received, by outcome (online, "
+                                        "offline, not_applied, malformed, dropped)."),
+                          {"outcome"}),
         mqtt_connected(GaugeFamily(registry, "herald_mqtt_connected",
                                    "1 while connected to the MQTT broker, else 0.")
                            .Add({})),
@@ -175,6 +191,9 @@ struct HeraldMetrics::Impl {
   Children<prometheus::Histogram> publish_latency;
   Children<prometheus::Counter> commands;
   prometheus::Histogram& command_duration;
+  prometheus::Gauge& commands_waiting;
+  Children<prometheus::Counter> command_responses;
+  Children<prometheus::Counter> presence_messages;
   prometheus::Gauge& mqtt_connected;
   prometheus::Counter& mqtt_connections;
   prometheus::Counter& mqtt_reconnects;
@@ -206,6 +225,21 @@ HeraldMetrics::HeraldMetrics(prometheus::Registry& registry, std::string_view ve
     }
     impl_->notification_targets.Get({qos_label});
   }
+  for (std::string_view outcome :
+       {kCommandSucceeded, kCommandError, kCommandTimedOut, kCommandOffline, kCommandRejected,
+        kCommandUnavailable, kCommandOverloaded, kCommandCancelled}) {
+    impl_->commands.Get({outcome});
+  }
+  for (std::string_view outcome :
+       {kResponseMatched, kResponseHandedOver, kResponseDuplicate, kResponseLate,
+        kResponseUnknown, kResponseNotWaitingHere, kResponseWrongDevice, kResponseMalformed,
+        kResponseDropped}) {
+    impl_->command_responses.Get({outcome});
+  }
+  for (std::string_view outcome : {kPresenceOnline, kPresenceOffline, kPresenceNotApplied,
+                                   kPresenceMalformed, kPresenceDropped}) {
+    impl_->presence_messages.Get({outcome});
+  }
 }
 
 HeraldMetrics::~HeraldMetrics() = default;
@@ -235,6 +269,18 @@ void HeraldMetrics::CommandFinished(std::string_view outcome,
                                     std::optional<absl::Duration> round_trip) {
   impl_->commands.Get({outcome}).Increment();
   if (round_trip.has_value()) impl_->command_duration.Observe(Seconds(*round_trip));
+}
+
+void HeraldMetrics::SetCommandsWaiting(int64_t waiting) {
+  impl_->commands_waiting.Set(static_cast<double>(waiting));
+}
+
+void HeraldMetrics::CommandResponseReceived(std::string_view outcome) {
+  impl_->command_responses.Get({outcome}).Increment();
+}
+
+void HeraldMetrics::PresenceReceived(std::string_view outcome) {
+  impl_->presence_messages.Get({outcome}).Increment();
 }
 
 void HeraldMetrics::SetMqttConnection(bool connected, int64_t connections, int64_t reconnects,

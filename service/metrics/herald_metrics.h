@@ -22,6 +22,9 @@
 //   herald_delivery_latency_seconds{provider,qos}     accept -> broker ack
 //   herald_publish_latency_seconds{provider,qos}      publish -> broker ack
 //   herald_commands_total{outcome}, herald_command_duration_seconds
+//   herald_commands_waiting
+//   herald_command_responses_total{outcome}
+//   herald_presence_messages_total{outcome}
 //   herald_mqtt_connected, herald_mqtt_connections_total,
 //   herald_mqtt_reconnects_total, herald_mqtt_in_flight
 //   herald_backlog_deliveries
@@ -60,6 +63,40 @@ inline constexpr std::string_view kDeliveryNoSubscriber = "no_subscriber";
 inline constexpr std::string_view kDeliveryRetried = "retried";  // failed, will be retried
 inline constexpr std::string_view kDeliveryFailed = "failed";    // out of attempts or refused
 inline constexpr std::string_view kDeliveryExpired = "expired";  // TTL passed before sending
+
+// Values of the `outcome` label of herald_commands_total: how a SendCommand
+// call ended.
+inline constexpr std::string_view kCommandSucceeded = "succeeded";  // device said "success"
+inline constexpr std::string_view kCommandError = "error";          // device said otherwise
+inline constexpr std::string_view kCommandTimedOut = "timed_out";   // no answer in time
+inline constexpr std::string_view kCommandOffline = "offline";      // refused: device offline
+inline constexpr std::string_view kCommandRejected = "rejected";    // invalid, unknown device...
+inline constexpr std::string_view kCommandUnavailable = "unavailable";  // broker or database down
+inline constexpr std::string_view kCommandOverloaded = "overloaded";    // too many waiting
+inline constexpr std::string_view kCommandCancelled = "cancelled";  // caller went away, shutdown
+
+// Values of the `outcome` label of herald_command_responses_total: what
+// became of each message on a response topic that this replica received.
+inline constexpr std::string_view kResponseMatched = "matched";  // answered a waiting command
+inline constexpr std::string_view kResponseHandedOver = "handed_over";  // to another replica
+inline constexpr std::string_view kResponseDuplicate = "duplicate";  // command already answered
+inline constexpr std::string_view kResponseLate = "late";            // command already timed out
+inline constexpr std::string_view kResponseUnknown = "unknown";      // no such request id
+// MQTT 3.1.1 (no shared subscription): every replica sees every response,
+// and this one has no caller waiting for it.
+inline constexpr std::string_view kResponseNotWaitingHere = "not_waiting_here";
+inline constexpr std::string_view kResponseWrongDevice = "wrong_device";  // topic names another
+inline constexpr std::string_view kResponseMalformed = "malformed";  // not a valid response
+inline constexpr std::string_view kResponseDropped = "dropped";  // hand-over failed or overloaded
+
+// Values of the `outcome` label of herald_presence_messages_total.
+inline constexpr std::string_view kPresenceOnline = "online";    // applied: online
+inline constexpr std::string_view kPresenceOffline = "offline";  // applied: offline
+// A valid message that changed nothing: unknown device, a metadata value
+// that differs from the topic's, or older than what is stored.
+inline constexpr std::string_view kPresenceNotApplied = "not_applied";
+inline constexpr std::string_view kPresenceMalformed = "malformed";  // payload or topic invalid
+inline constexpr std::string_view kPresenceDropped = "dropped";  // queue full or write failed
 
 // Values of the `grpc_type` label.
 inline constexpr std::string_view kGrpcUnary = "unary";
@@ -100,10 +137,18 @@ class HeraldMetrics final : public QueryObserver {
                         std::optional<absl::Duration> since_accept,
                         std::optional<absl::Duration> since_publish);
 
-  // A SendCommand ended with `outcome` (e.g. "success", "error",
-  // "timeout", "offline"); `round_trip` is publish -> device response, when
-  // there was one.
+  // A SendCommand ended with `outcome` (kCommand*); `round_trip` is first
+  // publish -> device response, when there was one.
   void CommandFinished(std::string_view outcome, std::optional<absl::Duration> round_trip);
+
+  // SendCommand calls on this replica waiting for their device right now.
+  void SetCommandsWaiting(int64_t waiting);
+
+  // One message on a response topic ended with `outcome` (kResponse*).
+  void CommandResponseReceived(std::string_view outcome);
+
+  // One presence message ended with `outcome` (kPresence*).
+  void PresenceReceived(std::string_view outcome);
 
   // The MQTT provider's state. `connections` and `reconnects` are the
   // provider's cumulative totals; the counters advance by the increase since

@@ -76,6 +76,8 @@ class PgConnectionPool {
 
  private:
   friend class PgSession;
+  // Opens a dedicated connection (a LISTEN session) with conninfo_.
+  friend class PgNotificationListener;
 
   PgConnectionPool(std::string database_url, PgPoolOptions options);
 

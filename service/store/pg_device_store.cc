@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "service/core/logging.h"
 #include "service/core/page_token.h"
 #include "service/store/pg_array.h"
 #include "service/store/pg_session.h"
@@ -20,7 +21,8 @@ constexpr char kDevicesList[] = "devices";
 
 // The prepared statements, built once (the column list is shared).
 struct DeviceStatements {
-  PgStatement create, get, list, update, remove, resolve_ids, resolve_owners, resolve_groups;
+  PgStatement create, get, list, update, remove, resolve_ids, resolve_owners, resolve_groups,
+      update_presence;
 };
 
 const DeviceStatements& Statements() {
@@ -70,6 +72,21 @@ const DeviceStatements& Statements() {
         .resolve_ids = resolve("herald_resolve_device_ids", "device_id = ANY($2::text[])"),
         .resolve_owners = resolve("herald_resolve_owner_ids", "owner_id = ANY($2::text[])"),
         .resolve_groups = resolve("herald_resolve_groups", "groups && $2::text[]"),
+        // The batch arrives as parallel arrays; an update applies only if the
+        // device has the values its topic named and was not seen later.
+        .update_presence =
+            {"herald_update_presence",
+             absl::StrCat("UPDATE devices AS d SET online = u.online, last_seen_time = ",
+                          TimestampFromMicrosSql("u.seen_us"),
+                          " FROM unnest($2::text[], $3::bool[], $4::int8[], $5::text[],"
+                          " $6::text[], $7::text[])"
+                          " AS u(device_id, online, seen_us, owner_id, platform, metadata)"
+                          " WHERE d.tenant_id = $1 AND d.device_id = u.device_id"
+                          " AND (u.owner_id = '' OR d.owner_id = u.owner_id)"
+                          " AND (u.platform = '' OR d.platform = u.platform)"
+                          " AND d.metadata @> u.metadata::jsonb"
+                          " AND (d.last_seen_time IS NULL OR d.last_seen_time <= ",
+                          TimestampFromMicrosSql("u.seen_us"), ") RETURNING d.device_id")},
     };
   }();
   return *statements;
@@ -99,6 +116,17 @@ std::optional<std::string> OptionalText(const std::string& value) {
 
 absl::Status DeviceNotFound(const std::string& device_id) {
   return absl::NotFoundError(absl::StrCat("device_id: no device \"", device_id, "\""));
+}
+
+// A JSON object of strings, e.g. {"home_id":"abc"}.
+std::string JsonObjectOf(const std::map<std::string, std::string>& map) {
+  std::string json = "{";
+  for (const auto& [key, value] : map) {
+    if (json.size() > 1) json.push_back(',');
+    absl::StrAppend(&json, "\"", JsonEscape(key), "\":\"", JsonEscape(value), "\"");
+  }
+  json.push_back('}');
+  return json;
 }
 
 }  // namespace
@@ -229,6 +257,45 @@ absl::StatusOr<std::vector<Device>> PgDeviceStore::ResolveTargets(const std::str
                           for (const pqxx::row& row : rows) devices.push_back(DeviceOf(row));
                           return devices;
                         });
+}
+
+absl::StatusOr<std::vector<std::string>> PgDeviceStore::UpdatePresence(
+    const std::string& tenant_id, const std::vector<PresenceUpdate>& updates) {
+  if (updates.empty()) return std::vector<std::string>();
+  std::vector<std::string> ids, owners, platforms, metadata;
+  std::string online = "{";
+  std::string seen = "{";
+  for (const PresenceUpdate& update : updates) {
+    ids.push_back(update.device_id);
+    owners.push_back(update.expected_owner_id);
+    platforms.push_back(update.expected_platform);
+    metadata.push_back(JsonObjectOf(update.expected_metadata));
+    if (online.size() > 1) {
+      online.push_back(',');
+      seen.push_back(',');
+    }
+    online.push_back(update.online ? 't' : 'f');
+    absl::StrAppend(&seen, absl::ToUnixMicros(update.seen_time));
+  }
+  online.push_back('}');
+  seen.push_back('}');
+  const std::string ids_literal = PgTextArrayLiteral(ids);
+  const std::string owners_literal = PgTextArrayLiteral(owners);
+  const std::string platforms_literal = PgTextArrayLiteral(platforms);
+  const std::string metadata_literal = PgTextArrayLiteral(metadata);
+  // Idempotent (it sets values, and only newer ones): safe to retry.
+  return RunPgOperation(
+      *pool_, observer_, "update_presence", PgRetry::kOnLostConnection,
+      [&](PgSession& session) -> absl::StatusOr<std::vector<std::string>> {
+        pqxx::nontransaction tx(session.connection());
+        const pqxx::result rows = tx.exec_prepared(
+            session.Prepare(Statements().update_presence), tenant_id, ids_literal, online, seen,
+            owners_literal, platforms_literal, metadata_literal);
+        std::vector<std::string> changed;
+        changed.reserve(rows.size());
+        for (const pqxx::row& row : rows) changed.push_back(TextOf(row[0]));
+        return changed;
+      });
 }
 
 }  // namespace herald

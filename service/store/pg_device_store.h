@@ -23,7 +23,7 @@ namespace herald {
 
 // Thread-safe: every call borrows its own pooled connection. Operation names
 // reported to the observer: create_device, get_device, list_devices,
-// update_device, delete_device, resolve_targets.
+// update_device, delete_device, resolve_targets, update_presence.
 class PgDeviceStore final : public DeviceStore {
  public:
   // `pool` must outlive the store. `observer` may be null (nothing is
@@ -45,6 +45,10 @@ class PgDeviceStore final : public DeviceStore {
   // no devices.
   absl::StatusOr<std::vector<Device>> ResolveTargets(const std::string& tenant_id,
                                                      const TargetSelector& target) override;
+  // One UPDATE ... FROM unnest(...) for the whole batch; update_time is not
+  // touched (presence is not an edit of the device).
+  absl::StatusOr<std::vector<std::string>> UpdatePresence(
+      const std::string& tenant_id, const std::vector<PresenceUpdate>& updates) override;
 
  private:
   PgConnectionPool* const pool_;

@@ -3,6 +3,8 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -50,7 +52,7 @@ class EndToEndTest : public ::testing::Test {
     }
     herald_ = new HeraldProcess({"--database_url=" + *database_url_,
                                  "--mqtt_uri=" + TestServers::Get().mqtt_uri,
-                                 "--mqtt_client_id=herald-e2e", "--log_level=debug"});
+                                 absl::StrCat("--mqtt_client_id=herald-e2e-", getpid()), "--log_level=debug"});
     if (absl::Status started = herald_->Start(); !started.ok()) {
       *setup_error_ = started.ToString();
       return;

@@ -164,6 +164,40 @@ absl::Status FakeDeviceStore::SetOnline(const std::string& tenant_id, const std:
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> FakeDeviceStore::UpdatePresence(
+    const std::string& tenant_id, const std::vector<PresenceUpdate>& updates) {
+  {
+    absl::MutexLock lock(&mu_);
+    ++presence_calls_;
+  }
+  if (absl::Status fault = faults_.Check("UpdatePresence"); !fault.ok()) return fault;
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> changed;
+  for (const PresenceUpdate& update : updates) {
+    const auto it = devices_.find({tenant_id, update.device_id});
+    if (it == devices_.end()) continue;
+    Device& device = it->second;
+    if (!update.expected_owner_id.empty() && device.owner_id != update.expected_owner_id) continue;
+    if (!update.expected_platform.empty() && device.platform != update.expected_platform) continue;
+    bool metadata_matches = true;
+    for (const auto& [key, value] : update.expected_metadata) {
+      const auto found = device.metadata.find(key);
+      if (found == device.metadata.end() || found->second != value) metadata_matches = false;
+    }
+    if (!metadata_matches) continue;
+    if (device.last_seen_time.has_value() && *device.last_seen_time > update.seen_time) continue;
+    device.online = update.online;
+    device.last_seen_time = update.seen_time;
+    changed.push_back(update.device_id);
+  }
+  return changed;
+}
+
+int FakeDeviceStore::presence_calls() const {
+  absl::MutexLock lock(&mu_);
+  return presence_calls_;
+}
+
 size_t FakeDeviceStore::size() const {
   absl::MutexLock lock(&mu_);
   return devices_.size();

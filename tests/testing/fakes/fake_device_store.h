@@ -46,6 +46,10 @@ class FakeDeviceStore final : public DeviceStore {
   // kInvalidArgument for a kTopic target, as PgDeviceStore.
   absl::StatusOr<std::vector<Device>> ResolveTargets(const std::string& tenant_id,
                                                      const TargetSelector& target) override;
+  // The rules of PgDeviceStore: expected values must match, older updates
+  // never overwrite newer ones; update_time is not touched.
+  absl::StatusOr<std::vector<std::string>> UpdatePresence(
+      const std::string& tenant_id, const std::vector<PresenceUpdate>& updates) override;
 
   // Test controls.
 
@@ -61,6 +65,8 @@ class FakeDeviceStore final : public DeviceStore {
 
   // Devices of all tenants.
   size_t size() const;
+  // How many times UpdatePresence ran (injected failures included).
+  int presence_calls() const;
   // How many times ResolveTargets ran (injected failures included).
   int resolve_calls() const;
 
@@ -74,6 +80,7 @@ class FakeDeviceStore final : public DeviceStore {
   mutable absl::Mutex mu_;
   std::map<Key, Device> devices_ ABSL_GUARDED_BY(mu_);  // ordered by tenant, then device id
   int resolve_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int presence_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace herald::testing

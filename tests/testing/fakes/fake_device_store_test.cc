@@ -151,5 +151,52 @@ TEST(FakeDeviceStoreTest, InjectedFailures) {
   EXPECT_EQ(store.size(), 1u) << "a failed call changes nothing";
 }
 
+TEST(FakeDeviceStoreTest, UpdatePresenceAppliesMatchingNewerUpdatesOnly) {
+  FakeDeviceStore store;
+  Device a = MakeDevice("a");
+  a.metadata = {{"home_id", "h1"}};
+  ASSERT_OK(store.CreateDevice(a));
+  ASSERT_OK(store.CreateDevice(MakeDevice("b", "bob")));
+  const absl::Time t0 = kFakeEpoch;
+
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> changed,
+                       store.UpdatePresence(kDefaultTenant,
+                                            {{.device_id = "a", .online = true, .seen_time = t0,
+                                              .expected_metadata = {{"home_id", "h1"}}},
+                                             {.device_id = "b", .online = false, .seen_time = t0,
+                                              .expected_owner_id = "alice"},
+                                             {.device_id = "nobody", .seen_time = t0}}));
+  EXPECT_THAT(changed, ElementsAre("a")) << "b's owner differs; nobody does not exist";
+  ASSERT_OK_AND_ASSIGN(Device stored, store.GetDevice(kDefaultTenant, "a"));
+  EXPECT_TRUE(stored.online);
+  EXPECT_EQ(stored.last_seen_time, t0);
+  EXPECT_EQ(stored.update_time, kFakeEpoch) << "presence is not an edit";
+
+  // Older than what is stored: ignored. Other metadata: ignored.
+  ASSERT_OK_AND_ASSIGN(changed, store.UpdatePresence(
+                                    kDefaultTenant, {{.device_id = "a",
+                                                      .online = false,
+                                                      .seen_time = t0 - absl::Seconds(1)}}));
+  EXPECT_THAT(changed, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(changed, store.UpdatePresence(
+                                    kDefaultTenant, {{.device_id = "a",
+                                                      .online = false,
+                                                      .seen_time = t0 + absl::Seconds(1),
+                                                      .expected_metadata = {{"home_id", "h2"}}}}));
+  EXPECT_THAT(changed, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(changed, store.UpdatePresence(kDefaultTenant,
+                                                     {{.device_id = "a",
+                                                       .online = false,
+                                                       .seen_time = t0 + absl::Seconds(1)}}));
+  EXPECT_THAT(changed, ElementsAre("a"));
+  ASSERT_OK_AND_ASSIGN(stored, store.GetDevice(kDefaultTenant, "a"));
+  EXPECT_FALSE(stored.online);
+
+  store.FailNextCalls(absl::UnavailableError("db down"), 1, "UpdatePresence");
+  EXPECT_THAT(store.UpdatePresence(kDefaultTenant, {{.device_id = "a", .seen_time = t0}}),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(store.presence_calls(), 5);
+}
+
 }  // namespace
 }  // namespace herald::testing

@@ -131,6 +131,11 @@ TEST_F(ConfigTest, DefaultsMatchTheConfigStruct) {
   EXPECT_EQ(config->retry_backoff_max, absl::Seconds(60));
   EXPECT_EQ(config->grpc_max_message_bytes, 4 * 1024 * 1024);
   EXPECT_EQ(config->shutdown_grace, absl::Seconds(20));
+  EXPECT_EQ(config->max_pending_commands, 256);
+  EXPECT_EQ(config->command_backoff_initial, absl::Milliseconds(500));
+  EXPECT_EQ(config->command_backoff_max, absl::Seconds(5));
+  EXPECT_EQ(config->command_poll_interval, absl::Seconds(1));
+  EXPECT_EQ(config->mqtt_share_group, "herald");
   EXPECT_EQ(config->log_level, LogLevel::kInfo);
   EXPECT_EQ(config->log_format, LogFormat::kText);
 }
@@ -352,6 +357,64 @@ TEST_F(ConfigTest, TopicTemplatesAreChecked) {
   EXPECT_THAT(status.message(), AllOf(HasSubstr("--command_topic_template"),
                                       HasSubstr("--receipt_topic_template")));
   EXPECT_THAT(status.message(), Not(HasSubstr("--notification_topic_template")));
+}
+
+TEST_F(ConfigTest, CommandSettingsFromTheEnvironment) {
+  ASSERT_TRUE(ApplyEnvironment(FakeEnv({{"HERALD_MAX_PENDING_COMMANDS", "32"},
+                                        {"HERALD_COMMAND_BACKOFF_INITIAL", "100ms"},
+                                        {"HERALD_COMMAND_BACKOFF_MAX", "2s"},
+                                        {"HERALD_COMMAND_POLL_INTERVAL", "250ms"},
+                                        {"HERALD_MQTT_SHARE_GROUP", "herald-prod"}}))
+                  .ok());
+  absl::StatusOr<Config> config = ConfigFromFlags("serve", kNoEnv);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->max_pending_commands, 32);
+  EXPECT_EQ(config->command_backoff_initial, absl::Milliseconds(100));
+  EXPECT_EQ(config->command_backoff_max, absl::Seconds(2));
+  EXPECT_EQ(config->command_poll_interval, absl::Milliseconds(250));
+  EXPECT_EQ(config->mqtt_share_group, "herald-prod");
+  EXPECT_THAT(DescribeConfig(*config),
+              AllOf(HasSubstr("max_pending_commands=32"), HasSubstr("command_backoff=100ms..2s"),
+                    HasSubstr("mqtt_share_group=herald-prod")));
+}
+
+TEST_F(ConfigTest, CommandSettingsAreChecked) {
+  Config config = ValidServeConfig();
+  config.max_pending_commands = 0;
+  config.command_backoff_initial = absl::Seconds(2);
+  config.command_backoff_max = absl::Seconds(1);
+  config.command_poll_interval = absl::Milliseconds(1);
+  config.mqtt_share_group = "a/b";
+  absl::Status status = ValidateConfig(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("--max_pending_commands: must be between 1 and 100000, got 0"),
+                    HasSubstr("--command_backoff_max: must be at least --command_backoff_initial"),
+                    HasSubstr("--command_poll_interval: must be between 10ms and 1m"),
+                    HasSubstr("--mqtt_share_group: must be 1-256 characters without '/'")));
+  config = ValidServeConfig();
+  config.mqtt_share_group = "";
+  EXPECT_THAT(ValidateConfig(config).message(), HasSubstr("--mqtt_share_group"));
+}
+
+TEST_F(ConfigTest, SubscribedTemplatesMustMapBackToADevice) {
+  Config config = ValidServeConfig();
+  config.presence_topic_template = "homes/{meta.home_id}/online";
+  config.response_topic_template = "r/{device_id}-{owner_id}";
+  absl::Status status = ValidateConfig(config);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("--presence_topic_template: must contain {device_id}"),
+                    HasSubstr("--response_topic_template: the topic level")));
+
+  // The seed documents' layouts are fine.
+  config.command_topic_template = "homesync/{meta.home_id}/nodes/{device_id}/command/relay";
+  config.response_topic_template = "homesync/{meta.home_id}/nodes/{device_id}/response/command";
+  config.presence_topic_template = "homesync/{meta.home_id}/nodes/{device_id}/status/online";
+  EXPECT_TRUE(ValidateConfig(config).ok()) << ValidateConfig(config);
+  config.command_topic_template = "shellies/{device_id}/command/switch:0/set";
+  config.response_topic_template = "shellies/{device_id}/events/rpc";
+  config.presence_topic_template = "shellies/{device_id}/online";
+  EXPECT_TRUE(ValidateConfig(config).ok()) << ValidateConfig(config);
 }
 
 TEST_F(ConfigTest, MqttOptionsAreCheckedForServeOnly) {

@@ -149,13 +149,51 @@ TEST_F(HeraldMetricsTest, NegativeDurationsCountAsZero) {
 }
 
 TEST_F(HeraldMetricsTest, Commands) {
-  metrics_.CommandFinished("success", absl::Milliseconds(150));
-  metrics_.CommandFinished("timeout", std::nullopt);
-  EXPECT_EQ(CounterValue("herald_commands_total", {{"outcome", "success"}}), 1);
-  EXPECT_EQ(CounterValue("herald_commands_total", {{"outcome", "timeout"}}), 1);
+  metrics_.CommandFinished(kCommandSucceeded, absl::Milliseconds(150));
+  metrics_.CommandFinished(kCommandTimedOut, std::nullopt);
+  EXPECT_EQ(CounterValue("herald_commands_total", {{"outcome", "succeeded"}}), 1);
+  EXPECT_EQ(CounterValue("herald_commands_total", {{"outcome", "timed_out"}}), 1);
   const auto duration = HistogramValue("herald_command_duration_seconds");
   EXPECT_EQ(duration.sample_count, 1u);
   EXPECT_DOUBLE_EQ(duration.sample_sum, 0.150);
+}
+
+TEST_F(HeraldMetricsTest, KnownCommandSeriesStartAtZero) {
+  for (const char* outcome : {"succeeded", "error", "timed_out", "offline", "rejected",
+                              "unavailable", "overloaded", "cancelled"}) {
+    EXPECT_EQ(CounterValue("herald_commands_total", {{"outcome", outcome}}), 0) << outcome;
+  }
+  for (const char* outcome : {"matched", "handed_over", "duplicate", "late", "unknown",
+                              "not_waiting_here", "wrong_device", "malformed", "dropped"}) {
+    EXPECT_EQ(CounterValue("herald_command_responses_total", {{"outcome", outcome}}), 0)
+        << outcome;
+  }
+  for (const char* outcome : {"online", "offline", "not_applied", "malformed", "dropped"}) {
+    EXPECT_EQ(CounterValue("herald_presence_messages_total", {{"outcome", outcome}}), 0)
+        << outcome;
+  }
+  EXPECT_EQ(GaugeValue("herald_commands_waiting"), 0);
+}
+
+TEST_F(HeraldMetricsTest, CommandResponsesPresenceAndWaitingCommands) {
+  metrics_.CommandResponseReceived(kResponseMatched);
+  metrics_.CommandResponseReceived(kResponseDuplicate);
+  metrics_.CommandResponseReceived(kResponseDuplicate);
+  metrics_.CommandResponseReceived(kResponseMalformed);
+  EXPECT_EQ(CounterValue("herald_command_responses_total", {{"outcome", "matched"}}), 1);
+  EXPECT_EQ(CounterValue("herald_command_responses_total", {{"outcome", "duplicate"}}), 2);
+  EXPECT_EQ(CounterValue("herald_command_responses_total", {{"outcome", "malformed"}}), 1);
+
+  metrics_.PresenceReceived(kPresenceOffline);
+  metrics_.PresenceReceived(kPresenceNotApplied);
+  EXPECT_EQ(CounterValue("herald_presence_messages_total", {{"outcome", "offline"}}), 1);
+  EXPECT_EQ(CounterValue("herald_presence_messages_total", {{"outcome", "not_applied"}}), 1);
+  EXPECT_EQ(CounterValue("herald_presence_messages_total", {{"outcome", "online"}}), 0);
+
+  metrics_.SetCommandsWaiting(12);
+  EXPECT_EQ(GaugeValue("herald_commands_waiting"), 12);
+  metrics_.SetCommandsWaiting(0);
+  EXPECT_EQ(GaugeValue("herald_commands_waiting"), 0);
 }
 
 TEST_F(HeraldMetricsTest, MqttCountersAdvanceByTheIncreaseOfTheProviderTotals) {
@@ -294,7 +332,10 @@ TEST_F(HeraldMetricsTest, ExpositionPassesPromtoolCheckMetrics) {
                             absl::Milliseconds(2));
   metrics_.DeliveryFinished("mqtt", 1, kDeliveryNoSubscriber, absl::Milliseconds(9),
                             absl::Milliseconds(2));
-  metrics_.CommandFinished("success", absl::Milliseconds(30));
+  metrics_.CommandFinished(kCommandSucceeded, absl::Milliseconds(30));
+  metrics_.SetCommandsWaiting(2);
+  metrics_.CommandResponseReceived(kResponseHandedOver);
+  metrics_.PresenceReceived(kPresenceOnline);
   metrics_.SetMqttConnection(true, 2, 1, 4);
   metrics_.SetBacklog(17);
   metrics_.RpcStarted(kGrpcServerStream, "herald.v1.NotificationService", "WatchNotification");
