@@ -45,6 +45,12 @@ constexpr const char* kServedServices[] = {"", "herald.v1.DeviceService",
                                            "herald.v1.CommandService",
                                            "herald.v1.StatsService"};
 
+// Health entries beyond the services: "herald.delivery" is SERVING only while
+// notifications flow to the broker (the degraded state shows here, not in
+// readiness); "herald.liveness" is SERVING while the process runs.
+constexpr char kDeliveryHealth[] = "herald.delivery";
+constexpr char kLivenessHealth[] = "herald.liveness";
+
 int Migrate(const Config& config) {
   absl::Status status = ApplyMigrations(config.database_url);
   if (!status.ok()) {
@@ -169,7 +175,15 @@ int Serve(const Config& config) {
                             for (const char* service : kServedServices) {
                               health->SetServingStatus(service, report.database_ok);
                             }
+                            // Degraded: accepting, but not delivering (the
+                            // backlog waits in PostgreSQL for the broker).
+                            health->SetServingStatus(
+                                kDeliveryHealth,
+                                report.database_ok && report.provider_connected);
                           });
+  // Liveness: the process answers. Not tied to the database or the broker,
+  // whose outages a restart would not cure.
+  health->SetServingStatus(kLivenessHealth, true);
   reporter.Start();
   LogInfo("herald serving", {{"grpc_port", absl::StrCat(grpc_port)},
                              {"metrics_port", absl::StrCat((*metrics_server)->port())}});

@@ -172,14 +172,25 @@ v1::SendNotificationRequest ToDevices(std::vector<std::string> ids, int qos) {
 
 TEST_F(EndToEndTest, HealthServiceReportsServing) {
   auto health = grpc::health::v1::Health::NewStub(*channel_);
-  for (const std::string service : {"", "herald.v1.NotificationService"}) {
+  auto status_of = [&](const std::string& service) {
     grpc::ClientContext context;
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
     grpc::Status status = health->Check(&context, request, &response);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+    EXPECT_TRUE(status.ok()) << service << ": " << status.error_message();
+    return response.status();
+  };
+  // "herald.delivery" also needs the broker connection, which may come up
+  // a moment after the server (it is refreshed every 2 s).
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (status_of("herald.delivery") != grpc::health::v1::HealthCheckResponse::SERVING &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  for (const std::string service :
+       {"", "herald.v1.NotificationService", "herald.delivery", "herald.liveness"}) {
+    EXPECT_EQ(status_of(service), grpc::health::v1::HealthCheckResponse::SERVING) << service;
   }
 }
 

@@ -16,6 +16,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
 #include "tests/fault/fault_harness.h"
 
 namespace herald::testing {
@@ -92,17 +94,45 @@ TEST_F(FaultTest, KillAfterPublishBeforeAckIsRecorded) {
   EXPECT_GT(figures.republished, 0) << "the crash point was never reached";
 }
 
+// The health service's answer for `service` on replica `i`.
+grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(FaultHarness& harness, int i,
+                                                              const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(harness.replica(i).grpc_target(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  if (!stub->Check(&context, request, &response).ok()) {
+    return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  }
+  return response.status();
+}
+
 // The broker goes away mid-run (its state persisted) and comes back: Herald
-// keeps accepting, reconnects and drains the backlog.
+// keeps accepting (ready), reports the degraded state, reconnects and
+// drains the backlog.
 TEST_F(FaultTest, BrokerRestartMidRun) {
   auto harness = Make();
   ASSERT_NE(harness, nullptr);
+  bool degraded_seen = false;
+  bool ready_throughout = true;
   harness->RunLoad({}, [&] {
     ASSERT_TRUE(harness->StopBroker().ok());
-    absl::SleepFor(absl::Seconds(3));
+    const absl::Time back = absl::Now() + absl::Seconds(4);
+    while (absl::Now() < back) {
+      degraded_seen |= HealthOf(*harness, 0, "herald.delivery") ==
+                       grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+      ready_throughout &=
+          HealthOf(*harness, 0, "") == grpc::health::v1::HealthCheckResponse::SERVING;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
     ASSERT_TRUE(harness->StartBroker().ok());
   });
   ExpectNothingLost(harness->Verify());
+  EXPECT_TRUE(degraded_seen) << "herald.delivery must report NOT_SERVING while the broker is away";
+  EXPECT_TRUE(ready_throughout) << "Herald stays ready (it keeps accepting) without a broker";
 }
 
 // Herald cannot reach the broker for longer than twice its keep-alive
