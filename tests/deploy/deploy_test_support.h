@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tests/testing/http_get.h"
 #include "google/protobuf/struct.pb.h"
 
 namespace herald::testing {
@@ -58,16 +59,6 @@ struct CommandResult {
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                          absl::Duration timeout,
                                          const std::vector<std::string>& env = {});
-
-struct HttpResponse {
-  int status = 0;
-  std::string body;
-};
-
-// GET http://127.0.0.1:port<target> (target = path and query). kUnavailable
-// when nothing listens or the answer does not come within `timeout`.
-absl::StatusOr<HttpResponse> HttpGetFull(int port, const std::string& target,
-                                         absl::Duration timeout = absl::Seconds(10));
 
 // Percent-encodes everything but unreserved characters (RFC 3986).
 std::string UrlEncode(const std::string& text);

@@ -38,6 +38,7 @@
 #include "herald/v1/device.grpc.pb.h"
 #include "tests/testing/device_simulator.h"
 #include "tests/testing/herald_process.h"
+#include "tests/testing/http_get.h"
 #include "tests/testing/test_servers.h"
 
 namespace herald {

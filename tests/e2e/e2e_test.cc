@@ -20,6 +20,7 @@
 #include "herald/v1/notification.grpc.pb.h"
 #include "herald/v1/stats.grpc.pb.h"
 #include "tests/testing/herald_process.h"
+#include "tests/testing/http_get.h"
 #include "tests/testing/mqtt_recorder.h"
 #include "tests/testing/test_servers.h"
 

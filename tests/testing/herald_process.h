@@ -75,9 +75,6 @@ class HeraldProcess {
   int metrics_port_ = 0;
 };
 
-// GET http://127.0.0.1:port/path; returns the body. kUnavailable if nothing
-// answers, kInternal for a non-200 status.
-absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
 
 }  // namespace herald::testing
 

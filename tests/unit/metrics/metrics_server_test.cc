@@ -1,5 +1,6 @@
 // MetricsServer over the loopback interface only, on ports the kernel picks.
 #include "service/metrics/metrics_server.h"
+#include "tests/testing/http_get.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,32 +23,6 @@ namespace {
 using ::testing::HasSubstr;
 
 // GET http://127.0.0.1:port/path; the whole response, headers included.
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "socket failed";
-  timeval timeout{.tv_sec = 10, .tv_usec = 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-    const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    if (::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
-      char buffer[4096];
-      ssize_t n;
-      while ((n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0) {
-        response.append(buffer, static_cast<size_t>(n));
-      }
-    }
-  } else {
-    response = "connect failed";
-  }
-  ::close(fd);
-  return response;
-}
-
 TEST(MetricsServerTest, ServesTheRegistryOnTheChosenPort) {
   auto registry = std::make_shared<prometheus::Registry>();
   HeraldMetrics metrics(*registry, "9.9.9");
@@ -58,10 +33,12 @@ TEST(MetricsServerTest, ServesTheRegistryOnTheChosenPort) {
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_GT((*server)->port(), 0);
 
-  const std::string response = HttpGet((*server)->port(), "/metrics");
-  EXPECT_THAT(response, HasSubstr("200 OK"));
-  EXPECT_THAT(response, HasSubstr("herald_build_info{version=\"9.9.9\"} 1"));
-  EXPECT_THAT(response, HasSubstr("herald_backlog_deliveries 42"));
+  absl::StatusOr<testing::HttpResponse> response =
+      testing::HttpGetFull((*server)->port(), "/metrics");
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_THAT(response->body, HasSubstr("herald_build_info{version=\"9.9.9\"} 1"));
+  EXPECT_THAT(response->body, HasSubstr("herald_backlog_deliveries 42"));
 }
 
 TEST(MetricsServerTest, KeepsTheRegistryAlive) {
@@ -72,7 +49,9 @@ TEST(MetricsServerTest, KeepsTheRegistryAlive) {
   ASSERT_TRUE(server.ok()) << server.status();
   metrics.reset();
   registry.reset();
-  EXPECT_THAT(HttpGet((*server)->port(), "/metrics"), HasSubstr("herald_build_info"));
+  absl::StatusOr<std::string> body = testing::HttpGet((*server)->port(), "/metrics");
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_THAT(*body, HasSubstr("herald_build_info"));
 }
 
 TEST(MetricsServerTest, PortInUseIsUnavailable) {
