@@ -10,4 +10,11 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 build_dir=${HERALD_BUILD_DIR:-build}
-ctest --test-dir "${build_dir}" --output-on-failure --timeout 600 -j 2 "$@"
+status=0
+ctest --test-dir "${build_dir}" --output-on-failure --timeout 600 -j 2 "$@" \
+  | tee "${build_dir}/ctest-output.log" || status=$?
+# The fault-injection suite's figures (one line per scenario), also when it
+# passed; then ctest's verdict again, as the last line.
+grep -h "^fault scenario=" "${build_dir}"/Testing/Temporary/LastTest*.log 2>/dev/null | sort -u || true
+grep -E "tests passed, [0-9]+ tests failed out of" "${build_dir}/ctest-output.log" | tail -n 1 || true
+exit "${status}"
