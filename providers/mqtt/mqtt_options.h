@@ -30,7 +30,13 @@ struct MqttOptions {
   bool tls_verify = true;    // verify the broker's certificate and host name
   int mqtt_version = 5;      // 4 (= 3.1.1) or 5
   absl::Duration keep_alive = absl::Seconds(60);
-  bool clean_session = false;
+  // A clean session by default: with Debian's Paho C 1.3, resuming a
+  // session makes Paho resend unacknowledged MQTT 5 publishes with broken
+  // properties, which Mosquitto refuses as a malformed packet, on every
+  // reconnect (found by the fault suite's broker restart). Herald does not
+  // need the session for its publishes (the outbox retries them) and
+  // re-subscribes after every clean reconnect.
+  bool clean_session = true;
   absl::Duration connect_timeout = absl::Seconds(10);
   absl::Duration reconnect_min = absl::Seconds(1);
   absl::Duration reconnect_max = absl::Seconds(60);

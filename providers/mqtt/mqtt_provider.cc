@@ -610,6 +610,12 @@ void MqttProvider::OnPublishDone(uint64_t id, bool ok, int rc, int reason_code) 
     result.status = PublishFailureStatus(rc, reason_code, entry.topic);
   }
   Report(entry.done, result);
+  if (!ok && rc == MQTTASYNC_DISCONNECTED) {
+    // Paho says the client is not connected although no connection-lost
+    // callback arrived (seen after a broker restart): without this, the
+    // provider would believe itself connected forever and never reconnect.
+    OnConnectionLost("the client reports it is not connected");
+  }
 }
 
 absl::Status MqttProvider::Subscribe(const std::string& topic_filter, int qos,

@@ -33,7 +33,8 @@
 // not pass a successful PUBACK's reason code on, so with the Debian 12
 // packages no_subscriber stays false.
 //
-// Sessions: with clean_session = false the broker keeps the session across
+// Sessions (clean by default; see MqttOptions::clean_session for why): with
+// clean_session = false the broker keeps the session across
 // reconnects (under MQTT 5 for 5 minutes after a disconnect, so that the
 // sessions of replicas that are gone do not pile up on the broker). Stop
 // unsubscribes the shared subscriptions ("$share/...") before it

@@ -120,7 +120,10 @@ ABSL_FLAG(absl::Duration, mqtt_keepalive, herald::Defaults().mqtt.keep_alive,
           "MQTT keep-alive interval, e.g. 60s. Env HERALD_MQTT_KEEPALIVE.");
 ABSL_FLAG(bool, mqtt_clean_session, herald::Defaults().mqtt.clean_session,
           "Start a clean MQTT session (clean start under v5) instead of resuming the "
-          "broker's session and its queued messages. Env HERALD_MQTT_CLEAN_SESSION.");
+          "broker's session and its queued messages. On by default: resuming a session "
+          "makes Debian's Paho C 1.3 resend MQTT 5 publishes the broker refuses as "
+          "malformed; the outbox retries unacknowledged publishes anyway. "
+          "Env HERALD_MQTT_CLEAN_SESSION.");
 ABSL_FLAG(absl::Duration, mqtt_connect_timeout, herald::Defaults().mqtt.connect_timeout,
           "Time allowed for one connection attempt to the broker. "
           "Env HERALD_MQTT_CONNECT_TIMEOUT.");

@@ -498,7 +498,11 @@ TEST_F(MqttProviderIntegrationTest, StopReportsWhatIsStillUnacknowledged) {
   for (int i = 1; i <= 3; ++i) {
     const PublishResult result = recorder.Only(i);
     EXPECT_EQ(result.status.code(), absl::StatusCode::kUnavailable) << result.status;
-    EXPECT_TRUE(absl::StrContains(result.status.message(), "stopped")) << result.status;
+    // Reported by Stop itself, or (with a clean session) by Paho as the
+    // disconnect interrupts it: either way exactly once, as unavailable.
+    EXPECT_TRUE(absl::StrContains(result.status.message(), "stopped") ||
+                absl::StrContains(result.status.message(), "lost connection"))
+        << result.status;
   }
   EXPECT_EQ(provider->GetConnectionStatus().state, ConnectionState::kDisconnected);
   broker.Thaw();

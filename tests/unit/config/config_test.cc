@@ -123,7 +123,7 @@ TEST_F(ConfigTest, DefaultsMatchTheConfigStruct) {
   EXPECT_EQ(config->mqtt.server_uris, defaults.mqtt.server_uris);
   EXPECT_EQ(config->mqtt.mqtt_version, 5);
   EXPECT_EQ(config->mqtt.keep_alive, absl::Seconds(60));
-  EXPECT_FALSE(config->mqtt.clean_session);
+  EXPECT_TRUE(config->mqtt.clean_session);  // see MqttOptions::clean_session
   EXPECT_EQ(config->notification_topic_template, "devices/{device_id}/notifications");
   EXPECT_EQ(config->presence_topic_template, "devices/{device_id}/status/online");
   EXPECT_EQ(config->delivery_batch_size, 500);
