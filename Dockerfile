@@ -19,7 +19,7 @@ RUN apt-get update \
       g++ cmake ninja-build pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libabsl-dev libpaho-mqttpp-dev libpaho-mqtt-dev libpqxx-dev prometheus-cpp-dev \
-      libspdlog-dev \
+      libspdlog-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -42,8 +42,9 @@ FROM debian:12-slim
 LABEL org.opencontainers.image.title="herald" \
       org.opencontainers.image.description="Notifications and commands for MQTT devices, as a gRPC service"
 
-# Runtime libraries only (apt brings their own dependencies: libpq5, libssl3,
-# libfmt9, ...), plus the CA bundle for ssl:// and wss:// brokers.
+# Runtime libraries only (apt brings their own dependencies: libpq5,
+# libfmt9, ...), plus the CA bundle for ssl:// and wss:// brokers. libssl3
+# holds libcrypto, which herald loads to check its gRPC TLS files.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
@@ -52,7 +53,7 @@ RUN apt-get update \
       libpaho-mqtt1.3 libpaho-mqttpp3-1 \
       libpqxx-6.4 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
-      libspdlog1.10 \
+      libspdlog1.10 libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 herald \
  && useradd --system --uid 10001 --gid herald --no-create-home --home-dir /nonexistent \

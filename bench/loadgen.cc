@@ -21,6 +21,7 @@
 // stops the run early and is reported as "unimplemented".
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstdint>
 #include <iostream>
 #include <map>
@@ -71,6 +72,13 @@ namespace {
 
 namespace pb = ::herald::v1;
 
+// Herald's API key, from $HERALD_API_KEY (not a flag: command lines are
+// visible to every user); sent with every call when set.
+void Authorize(grpc::ClientContext& context) {
+  static const char* const key = std::getenv("HERALD_API_KEY");
+  if (key != nullptr && *key != '\0') context.AddMetadata("authorization", absl::StrCat("Bearer ", key));
+}
+
 // The figures of the run; written by the completion-queue thread only,
 // read by the main thread after that thread has ended.
 struct Tally {
@@ -88,6 +96,7 @@ struct Tally {
 // One outstanding RPC; the completion queue's tag.
 class Call {
  public:
+  Call() { Authorize(context); }
   virtual ~Call() = default;
   // Accounts for the finished call.
   virtual void Done(Tally& tally) = 0;
@@ -362,6 +371,7 @@ int WaitReady() {
     auto stub = pb::StatsService::NewStub(grpc::CreateCustomChannel(
         absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(), args));
     grpc::ClientContext context;
+    Authorize(context);
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     pb::GetStatsResponse response;
     const grpc::Status status = stub->GetStats(&context, pb::GetStatsRequest(), &response);

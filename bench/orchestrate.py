@@ -49,6 +49,8 @@ HERALD_FLAGS = [
     "--log_level=warning",
     f"--max_targets_per_request={DEVICES}",
     "--mqtt_clean_session=true",
+    # The benchmark measures throughput, not the per-tenant rate limit.
+    "--tenant_rate_limit=0",
 ]
 
 # name -> what the load generator does. count/max_seconds: (full, quick).
@@ -325,6 +327,12 @@ def seed(servers, herald):
     servers.psql("CREATE DATABASE herald", url=servers.admin_url)
     subprocess.run([herald, "migrate", f"--database_url={servers.database_url}",
                     "--log_level=warning"], check=True)
+    # Calls authenticate as in production; the load generator reads the key
+    # from the environment, which every child process inherits.
+    made = subprocess.run([herald, "keys", "create", f"--database_url={servers.database_url}",
+                           "--tenant=default", "--scopes=all", "--key_name=bench"],
+                          check=True, capture_output=True, text=True)
+    os.environ["HERALD_API_KEY"] = made.stdout.strip().splitlines()[-1]
     # Seeding is not under test: one INSERT ... SELECT is the fastest way.
     # dev-000000..dev-099999; ten devices per owner; groups g10k-0..g10k-9
     # of 10,000 devices each, and g100k with all of them.

@@ -16,9 +16,17 @@ trap 'scripts/test-servers.sh stop "${local_dir}"' EXIT
 # shellcheck source=/dev/null
 . "${local_dir}/servers.env"
 
+# Callers need an API key (docs/security.md): one for the default tenant,
+# every scope, kept with the local servers and gone with them.
+"${build_dir}/service/herald" migrate --database_url="${HERALD_TEST_DATABASE_URL}" --log_level=warning
+(umask 077 && "${build_dir}/service/herald" keys create --database_url="${HERALD_TEST_DATABASE_URL}" \
+  --tenant=default --scopes=all --key_name=local-run 2>/dev/null >"${local_dir}/api-key")
+
 cat <<EOF
 Herald: gRPC on ${HERALD_GRPC_ADDRESS:-0.0.0.0:50051}, metrics on ${HERALD_METRICS_ADDRESS:-0.0.0.0:9464}
+API key (tenant "default", every scope) in ${local_dir}/api-key.
 Broker for devices: ${HERALD_TEST_MQTT_URI}. Try, in another terminal:
+  export HERALD_API_KEY=\$(cat ${local_dir}/api-key)
   mosquitto_sub -h 127.0.0.1 -p ${HERALD_TEST_MQTT_PORT} -t 'devices/#' -v &
   ${build_dir}/service/ctl/heraldctl devices create sensor-001 --owner=home-1
   ${build_dir}/service/ctl/heraldctl notify --devices=sensor-001 --title="Door open" --body="Front door" --wait

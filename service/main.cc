@@ -3,6 +3,8 @@
 // behaviour lives in the modules it wires together.
 #include <csignal>
 #include <cstdio>
+#include <iostream>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -15,10 +17,13 @@
 #include "grpcpp/server_builder.h"
 #include "prometheus/registry.h"
 #include "providers/mqtt/mqtt_provider.h"
+#include "service/admin/keys_command.h"
+#include "service/api/call_guard.h"
 #include "service/api/command_service.h"
 #include "service/api/device_service.h"
 #include "service/api/metrics_interceptor.h"
 #include "service/api/notification_service.h"
+#include "service/api/server_credentials.h"
 #include "service/api/stats_service.h"
 #include "service/config/config.h"
 #include "service/core/logging.h"
@@ -30,6 +35,9 @@
 #include "service/metrics/herald_metrics.h"
 #include "service/metrics/metrics_server.h"
 #include "service/store/migrations.h"
+#include "service/auth/authenticator.h"
+#include "service/auth/rate_limiter.h"
+#include "service/store/pg_auth_store.h"
 #include "service/store/pg_command_store.h"
 #include "service/store/pg_device_store.h"
 #include "service/store/pg_notification_store.h"
@@ -61,8 +69,41 @@ int Migrate(const Config& config) {
   return 0;
 }
 
+// `herald keys create|list|revoke`: API keys, straight in the database.
+int RunKeys(const Config& config) {
+  absl::StatusOr<std::unique_ptr<PgConnectionPool>> pool = PgConnectionPool::Create(
+      config.database_url, {.size = 1, .acquire_timeout = absl::Seconds(10),
+                            .connect_timeout = absl::Seconds(10)});
+  if (!pool.ok()) {
+    std::fprintf(stderr, "herald keys: %s\n", std::string(pool.status().message()).c_str());
+    return 1;
+  }
+  PgAuthStore store(pool->get(), nullptr);
+  return RunKeysCommand({.action = config.keys_action,
+                         .key_id = config.keys_key_id,
+                         .tenant_id = config.keys_tenant,
+                         .scopes = config.keys_scopes,
+                         .name = config.keys_name,
+                         .topic_prefix = config.keys_topic_prefix},
+                        store, std::cout, std::cerr);
+}
+
 int Serve(const Config& config) {
   LogInfo("herald starting", {{"version", HeraldVersion()}, {"config", DescribeConfig(config)}});
+  // TLS on the gRPC port, checked before anything starts: a wrong file
+  // fails the start at once, naming its flag.
+  std::shared_ptr<grpc::ServerCredentials> grpc_credentials = grpc::InsecureServerCredentials();
+  if (!config.grpc_tls_cert_file.empty()) {
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tls =
+        api::TlsServerCredentials({.cert_chain = config.grpc_tls_cert_pem,
+                                   .private_key = config.grpc_tls_key_pem,
+                                   .client_ca = config.grpc_tls_client_ca_pem});
+    if (!tls.ok()) {
+      LogError("invalid TLS configuration of the gRPC port", {{"error", tls.status().message()}});
+      return 1;
+    }
+    grpc_credentials = *std::move(tls);
+  }
   if (config.migrate_on_start && Migrate(config) != 0) return 1;
 
   auto registry = std::make_shared<prometheus::Registry>();
@@ -92,6 +133,22 @@ int Serve(const Config& config) {
   PgDeviceStore device_store(pool->get(), &metrics);
   PgNotificationStore notification_store(pool->get(), &metrics);
   PgCommandStore command_store(pool->get(), &metrics);
+  PgAuthStore auth_store(pool->get(), &metrics);
+
+  // Who may call: API keys unless switched off, loudly.
+  std::optional<Authenticator> authenticator;
+  if (config.auth_enabled) {
+    authenticator.emplace(auth_store, AuthenticatorOptions{});
+  } else {
+    LogWarning("AUTHENTICATION IS OFF (--insecure_disable_auth): anyone who can reach the gRPC "
+               "port can send to every device as tenant \"default\". Never run so in "
+               "production.");
+  }
+  metrics.SetAuthEnabled(config.auth_enabled);
+  TenantRateLimiter rate_limiter(
+      {.rate = config.tenant_rate_limit, .burst = config.tenant_rate_burst});
+  api::CallGuard call_guard(authenticator.has_value() ? &*authenticator : nullptr, rate_limiter,
+                            metrics);
 
   absl::StatusOr<std::unique_ptr<Provider>> provider = CreateMqttProvider(config.mqtt);
   if (!provider.ok()) {
@@ -129,6 +186,7 @@ int Serve(const Config& config) {
                        .response_topic_template = config.response_topic_template,
                        .shared_subscription = mqtt5,
                        .share_group = config.mqtt_share_group,
+                       .tenant_subscriptions = config.auth_enabled,
                        .max_waiting = config.max_pending_commands,
                        .backoff_initial = config.command_backoff_initial,
                        .backoff_max = config.command_backoff_max,
@@ -138,24 +196,29 @@ int Serve(const Config& config) {
     LogError("cannot start commands", {{"error", started.message()}});
     return 1;
   }
-  PresenceTracker presence(device_store, **provider, metrics,
-                           {.topic_template = config.presence_topic_template});
+  PresenceOptions presence_options{.topic_template = config.presence_topic_template};
+  if (config.auth_enabled) {
+    presence_options.tenant_for_prefix = [&auth_store](const std::string& prefix) {
+      return auth_store.TenantForTopicPrefix(prefix);
+    };
+  }
+  PresenceTracker presence(device_store, **provider, metrics, std::move(presence_options));
   if (absl::Status started = presence.Start(); !started.ok()) {
     LogError("cannot start presence tracking", {{"error", started.message()}});
     return 1;
   }
 
-  api::DeviceServiceImpl device_service(device_store);
+  api::DeviceServiceImpl device_service(device_store, call_guard);
   api::NotificationServiceImpl notification_service(
-      notifier, notification_store, {.max_batch = config.max_batch_notifications});
-  api::CommandServiceImpl command_service(commander, command_store, {});
-  api::StatsServiceImpl stats_service(notification_store, {provider->get()});
+      notifier, notification_store, call_guard, {.max_batch = config.max_batch_notifications});
+  api::CommandServiceImpl command_service(commander, command_store, call_guard, {});
+  api::StatsServiceImpl stats_service(notification_store, call_guard, {provider->get()});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(config.grpc_address, grpc::InsecureServerCredentials(), &grpc_port);
+  builder.AddListeningPort(config.grpc_address, grpc_credentials, &grpc_port);
   builder.SetMaxReceiveMessageSize(config.grpc_max_message_bytes);
   builder.RegisterService(&device_service);
   builder.RegisterService(&notification_service);
@@ -238,5 +301,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (config->command == "migrate") return herald::Migrate(*config);
+  if (config->command == herald::kCommandKeys) return herald::RunKeys(*config);
   return herald::Serve(*config);
 }

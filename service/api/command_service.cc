@@ -7,7 +7,6 @@
 #include "absl/time/clock.h"
 #include "service/api/command_convert.h"
 #include "service/api/grpc_status.h"
-#include "service/api/tenant.h"
 
 namespace herald::api {
 namespace {
@@ -31,8 +30,11 @@ absl::Time DeadlineOf(const grpc::ServerContext& context) {
 grpc::Status CommandServiceImpl::SendCommand(grpc::ServerContext* context,
                                              const v1::SendCommandRequest* request,
                                              v1::Command* response) {
-  absl::StatusOr<CommandRequest> converted = CommandRequestFromProto(*request, TenantOf(*context));
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kCommand);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  absl::StatusOr<CommandRequest> converted = CommandRequestFromProto(*request, caller->tenant_id);
   if (!converted.ok()) return ToGrpcStatus(converted.status());
+  converted->topic_prefix = caller->topic_prefix;
   CallContext call{.deadline = DeadlineOf(*context),
                    .cancelled = [context] { return context->IsCancelled(); }};
   absl::StatusOr<CommandRecord> done = commander_.Send(*converted, call);
@@ -44,11 +46,13 @@ grpc::Status CommandServiceImpl::SendCommand(grpc::ServerContext* context,
 grpc::Status CommandServiceImpl::GetCommand(grpc::ServerContext* context,
                                             const v1::GetCommandRequest* request,
                                             v1::Command* response) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kCommand);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status valid = ValidateCommandId(request->command_id()); !valid.ok()) {
     return ToGrpcStatus(valid);
   }
   absl::StatusOr<CommandRecord> record =
-      store_.GetCommand(TenantOf(*context), request->command_id());
+      store_.GetCommand(caller->tenant_id, request->command_id());
   if (!record.ok()) return ToGrpcStatus(record.status());
   CommandToProto(*record, response);
   return grpc::Status::OK;
@@ -57,10 +61,12 @@ grpc::Status CommandServiceImpl::GetCommand(grpc::ServerContext* context,
 grpc::Status CommandServiceImpl::WatchCommand(grpc::ServerContext* context,
                                               const v1::WatchCommandRequest* request,
                                               grpc::ServerWriter<v1::Command>* writer) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kCommand);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status valid = ValidateCommandId(request->command_id()); !valid.ok()) {
     return ToGrpcStatus(valid);
   }
-  const std::string tenant = TenantOf(*context);
+  const std::string& tenant = caller->tenant_id;
   bool first = true;
   CommandState last_state = CommandState::kPending;
   int last_attempts = -1;

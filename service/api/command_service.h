@@ -12,6 +12,7 @@
 #ifndef HERALD_SERVICE_API_COMMAND_SERVICE_H_
 #define HERALD_SERVICE_API_COMMAND_SERVICE_H_
 
+#include "service/api/call_guard.h"
 #include "absl/time/time.h"
 #include "herald/v1/command.grpc.pb.h"
 #include "service/core/command_store.h"
@@ -26,8 +27,9 @@ struct CommandServiceOptions {
 // Thread-safe.
 class CommandServiceImpl final : public v1::CommandService::Service {
  public:
-  CommandServiceImpl(Commander& commander, CommandStore& store, CommandServiceOptions options)
-      : commander_(commander), store_(store), options_(options) {}
+  CommandServiceImpl(Commander& commander, CommandStore& store, CallGuard& guard,
+                     CommandServiceOptions options)
+      : commander_(commander), store_(store), guard_(guard), options_(options) {}
 
   // The Command with the device's status and result when it answered
   // (COMMAND_SUCCEEDED or COMMAND_ERROR); the error codes of Commander::Send
@@ -45,6 +47,7 @@ class CommandServiceImpl final : public v1::CommandService::Service {
  private:
   Commander& commander_;
   CommandStore& store_;
+  CallGuard& guard_;
   const CommandServiceOptions options_;
 };
 

@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/api/convert.h"
 #include "service/api/grpc_status.h"
-#include "service/api/tenant.h"
+#include "service/core/topic.h"
 #include "service/core/validation.h"
 
 namespace herald::api {
@@ -12,17 +12,32 @@ namespace {
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 
+// A device's own topic must lie in its tenant's topic space (a template
+// topic is put there by the Notifier).
+absl::Status CheckTopicWithinTenant(const Device& device, const Caller& caller) {
+  if (device.topic.empty() || TopicWithinPrefix(device.topic, caller.topic_prefix)) {
+    return absl::OkStatus();
+  }
+  return TopicOutsidePrefixError("device.topic", device.topic, caller.tenant_id,
+                                 caller.topic_prefix);
+}
+
 }  // namespace
 
 grpc::Status DeviceServiceImpl::CreateDevice(grpc::ServerContext* context,
                                              const v1::CreateDeviceRequest* request,
                                              v1::Device* response) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kDevicesWrite);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (!request->has_device()) {
     return ToGrpcStatus(absl::InvalidArgumentError("device: is required"));
   }
-  const Device device = DeviceFromProto(request->device(), TenantOf(*context));
+  const Device device = DeviceFromProto(request->device(), caller->tenant_id);
   if (absl::Status valid = ValidateDevice(device, "device"); !valid.ok()) {
     return ToGrpcStatus(valid);
+  }
+  if (absl::Status within = CheckTopicWithinTenant(device, *caller); !within.ok()) {
+    return ToGrpcStatus(within);
   }
   absl::StatusOr<Device> created = store_.CreateDevice(device);
   if (!created.ok()) return ToGrpcStatus(created.status());
@@ -33,10 +48,12 @@ grpc::Status DeviceServiceImpl::CreateDevice(grpc::ServerContext* context,
 grpc::Status DeviceServiceImpl::GetDevice(grpc::ServerContext* context,
                                           const v1::GetDeviceRequest* request,
                                           v1::Device* response) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kDevicesRead);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status valid = ValidateId(request->device_id(), "device_id"); !valid.ok()) {
     return ToGrpcStatus(valid);
   }
-  absl::StatusOr<Device> device = store_.GetDevice(TenantOf(*context), request->device_id());
+  absl::StatusOr<Device> device = store_.GetDevice(caller->tenant_id, request->device_id());
   if (!device.ok()) return ToGrpcStatus(device.status());
   DeviceToProto(*device, response);
   return grpc::Status::OK;
@@ -45,6 +62,8 @@ grpc::Status DeviceServiceImpl::GetDevice(grpc::ServerContext* context,
 grpc::Status DeviceServiceImpl::ListDevices(grpc::ServerContext* context,
                                             const v1::ListDevicesRequest* request,
                                             v1::ListDevicesResponse* response) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kDevicesRead);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (request->page_size() < 0 || request->page_size() > kMaxPageSize) {
     return ToGrpcStatus(absl::InvalidArgumentError(
         absl::StrCat("page_size: must be between 0 and ", kMaxPageSize, " (0 means ",
@@ -62,7 +81,7 @@ grpc::Status DeviceServiceImpl::ListDevices(grpc::ServerContext* context,
   if (request->has_online()) filter.online = request->online();
   const int page_size = request->page_size() == 0 ? kDefaultPageSize : request->page_size();
   absl::StatusOr<Page<Device>> page =
-      store_.ListDevices(TenantOf(*context), filter, page_size, request->page_token());
+      store_.ListDevices(caller->tenant_id, filter, page_size, request->page_token());
   if (!page.ok()) return ToGrpcStatus(page.status());
   for (const Device& device : page->items) DeviceToProto(device, response->add_devices());
   response->set_next_page_token(page->next_page_token);
@@ -72,10 +91,12 @@ grpc::Status DeviceServiceImpl::ListDevices(grpc::ServerContext* context,
 grpc::Status DeviceServiceImpl::UpdateDevice(grpc::ServerContext* context,
                                              const v1::UpdateDeviceRequest* request,
                                              v1::Device* response) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kDevicesWrite);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (!request->has_device()) {
     return ToGrpcStatus(absl::InvalidArgumentError("device: is required"));
   }
-  const std::string tenant = TenantOf(*context);
+  const std::string& tenant = caller->tenant_id;
   if (absl::Status valid = ValidateId(request->device().device_id(), "device.device_id");
       !valid.ok()) {
     return ToGrpcStatus(valid);
@@ -101,6 +122,9 @@ grpc::Status DeviceServiceImpl::UpdateDevice(grpc::ServerContext* context,
   if (absl::Status valid = ValidateDevice(updated, "device"); !valid.ok()) {
     return ToGrpcStatus(valid);
   }
+  if (absl::Status within = CheckTopicWithinTenant(updated, *caller); !within.ok()) {
+    return ToGrpcStatus(within);
+  }
   absl::StatusOr<Device> stored = store_.UpdateDevice(updated, *fields);
   if (!stored.ok()) return ToGrpcStatus(stored.status());
   DeviceToProto(*stored, response);
@@ -110,10 +134,12 @@ grpc::Status DeviceServiceImpl::UpdateDevice(grpc::ServerContext* context,
 grpc::Status DeviceServiceImpl::DeleteDevice(grpc::ServerContext* context,
                                              const v1::DeleteDeviceRequest* request,
                                              google::protobuf::Empty* /*response*/) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kDevicesWrite);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status valid = ValidateId(request->device_id(), "device_id"); !valid.ok()) {
     return ToGrpcStatus(valid);
   }
-  return ToGrpcStatus(store_.DeleteDevice(TenantOf(*context), request->device_id()));
+  return ToGrpcStatus(store_.DeleteDevice(caller->tenant_id, request->device_id()));
 }
 
 }  // namespace herald::api

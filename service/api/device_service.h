@@ -6,6 +6,7 @@
 #ifndef HERALD_SERVICE_API_DEVICE_SERVICE_H_
 #define HERALD_SERVICE_API_DEVICE_SERVICE_H_
 
+#include "service/api/call_guard.h"
 #include "herald/v1/device.grpc.pb.h"
 #include "service/core/device_store.h"
 
@@ -14,7 +15,7 @@ namespace herald::api {
 // Thread-safe.
 class DeviceServiceImpl final : public v1::DeviceService::Service {
  public:
-  explicit DeviceServiceImpl(DeviceStore& store) : store_(store) {}
+  DeviceServiceImpl(DeviceStore& store, CallGuard& guard) : store_(store), guard_(guard) {}
 
   grpc::Status CreateDevice(grpc::ServerContext* context, const v1::CreateDeviceRequest* request,
                             v1::Device* response) override;
@@ -29,6 +30,7 @@ class DeviceServiceImpl final : public v1::DeviceService::Service {
 
  private:
   DeviceStore& store_;
+  CallGuard& guard_;
 };
 
 }  // namespace herald::api

@@ -1,5 +1,6 @@
 #include "service/api/notification_service.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -7,7 +8,6 @@
 #include "absl/time/clock.h"
 #include "service/api/convert.h"
 #include "service/api/grpc_status.h"
-#include "service/api/tenant.h"
 
 namespace herald::api {
 namespace {
@@ -41,35 +41,47 @@ bool IsSettled(NotificationState state) {
 
 }  // namespace
 
-absl::Status NotificationServiceImpl::SendOne(const std::string& tenant,
-                                              const v1::SendNotificationRequest& request,
-                                              v1::SendNotificationResponse* response) {
-  absl::StatusOr<NotificationRequest> converted = NotificationRequestFromProto(request, tenant);
-  if (!converted.ok()) return converted.status();
-  absl::StatusOr<SendOutcome> sent = notifier_.Send(*converted);
-  if (!sent.ok()) return sent.status();
-  response->set_notification_id(request.validate_only() ? "" : sent->notification.notification_id);
-  response->set_target_count(sent->target_count);
-  for (const std::string& id : sent->unresolved_device_ids) response->add_unresolved_device_ids(id);
-  response->set_state(NotificationStateToProto(sent->notification.state));
-  response->set_duplicate(sent->duplicate);
-  for (const ResolvedTarget& target : sent->preview) {
+absl::StatusOr<NotificationRequest> NotificationServiceImpl::Convert(
+    const Caller& caller, const v1::SendNotificationRequest& request) {
+  absl::StatusOr<NotificationRequest> converted =
+      NotificationRequestFromProto(request, caller.tenant_id);
+  if (converted.ok()) converted->topic_prefix = caller.topic_prefix;
+  return converted;
+}
+
+void NotificationServiceImpl::FillResponse(const SendOutcome& sent, bool validate_only,
+                                           v1::SendNotificationResponse* response) {
+  response->set_notification_id(validate_only ? "" : sent.notification.notification_id);
+  response->set_target_count(sent.target_count);
+  for (const std::string& id : sent.unresolved_device_ids) response->add_unresolved_device_ids(id);
+  response->set_state(NotificationStateToProto(sent.notification.state));
+  response->set_duplicate(sent.duplicate);
+  for (const ResolvedTarget& target : sent.preview) {
     v1::ResolvedTarget* out = response->add_targets();
     out->set_device_id(target.device_id);
     out->set_topic(target.topic);
   }
-  return absl::OkStatus();
 }
 
 grpc::Status NotificationServiceImpl::SendNotification(grpc::ServerContext* context,
                                                        const v1::SendNotificationRequest* request,
                                                        v1::SendNotificationResponse* response) {
-  return ToGrpcStatus(SendOne(TenantOf(*context), *request, response));
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kNotify);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  absl::StatusOr<NotificationRequest> converted = Convert(*caller, *request);
+  if (!converted.ok()) return ToGrpcStatus(converted.status());
+  absl::StatusOr<SendOutcome> sent = notifier_.Send(*converted);
+  if (!sent.ok()) return ToGrpcStatus(sent.status());
+  FillResponse(*sent, request->validate_only(), response);
+  return grpc::Status::OK;
 }
 
 grpc::Status NotificationServiceImpl::SendNotifications(
     grpc::ServerContext* context, const v1::SendNotificationsRequest* request,
     v1::SendNotificationsResponse* response) {
+  // Each entry is a notification: it costs one unit of the rate limit.
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kNotify, std::max(1, request->requests_size()));
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (request->requests_size() == 0) {
     return ToGrpcStatus(absl::InvalidArgumentError("requests: must hold at least one request"));
   }
@@ -78,22 +90,46 @@ grpc::Status NotificationServiceImpl::SendNotifications(
         absl::StrCat("requests: at most ", options_.max_batch, " per call (got ",
                      request->requests_size(), "); split the batch")));
   }
-  const std::string tenant = TenantOf(*context);
-  for (const v1::SendNotificationRequest& entry : request->requests()) {
-    v1::SendNotificationsResponse::Result* result = response->add_results();
-    absl::Status status = SendOne(tenant, entry, result->mutable_response());
-    if (absl::IsUnavailable(status)) {
-      // The database is down: the rest would fail alike. Nothing after this
-      // entry was stored; entries before it were.
-      return ToGrpcStatus(absl::UnavailableError(absl::StrCat(
-          "requests[", response->results_size() - 1, "]: ", status.message(),
-          "; the entries before it were accepted")));
+  // Entries that convert are sent together (one or two commits for the
+  // batch); the others get their conversion error.
+  std::vector<NotificationRequest> converted;
+  std::vector<int> converted_index;
+  std::vector<absl::Status> statuses(request->requests_size());
+  for (int i = 0; i < request->requests_size(); ++i) {
+    absl::StatusOr<NotificationRequest> entry = Convert(*caller, request->requests(i));
+    if (entry.ok()) {
+      converted.push_back(*std::move(entry));
+      converted_index.push_back(i);
+    } else {
+      statuses[i] = entry.status();
     }
-    result->set_code(static_cast<int32_t>(status.code()));
-    if (!status.ok()) {
-      result->set_message(std::string(status.message()));
+  }
+  std::vector<absl::StatusOr<SendOutcome>> sent = notifier_.SendMany(converted);
+  for (int i = 0; i < request->requests_size(); ++i) response->add_results();
+  for (size_t k = 0; k < sent.size(); ++k) {
+    const int i = converted_index[k];
+    if (!sent[k].ok()) {
+      statuses[i] = sent[k].status();
+      continue;
+    }
+    FillResponse(*sent[k], request->requests(i).validate_only(),
+                 response->mutable_results(i)->mutable_response());
+  }
+  int unavailable = 0;
+  for (int i = 0; i < request->requests_size(); ++i) {
+    v1::SendNotificationsResponse::Result* result = response->mutable_results(i);
+    result->set_code(static_cast<int32_t>(statuses[i].code()));
+    if (!statuses[i].ok()) {
+      result->set_message(std::string(statuses[i].message()));
       result->clear_response();
     }
+    unavailable += absl::IsUnavailable(statuses[i]) ? 1 : 0;
+  }
+  // Nothing could be stored: the call as a whole is UNAVAILABLE, so that
+  // retry policies see it. (A partial failure is reported per entry.)
+  if (unavailable == request->requests_size()) {
+    return ToGrpcStatus(absl::UnavailableError(absl::StrCat(
+        "requests: none was accepted: ", statuses[0].message())));
   }
   return grpc::Status::OK;
 }
@@ -101,6 +137,8 @@ grpc::Status NotificationServiceImpl::SendNotifications(
 grpc::Status NotificationServiceImpl::GetNotification(grpc::ServerContext* context,
                                                       const v1::GetNotificationRequest* request,
                                                       v1::Notification* response) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kNotify);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status valid = ValidateNotificationId(request->notification_id()); !valid.ok()) {
     return ToGrpcStatus(valid);
   }
@@ -109,7 +147,7 @@ grpc::Status NotificationServiceImpl::GetNotification(grpc::ServerContext* conte
       !valid.ok()) {
     return ToGrpcStatus(valid);
   }
-  const std::string tenant = TenantOf(*context);
+  const std::string& tenant = caller->tenant_id;
   absl::StatusOr<NotificationRecord> record =
       store_.GetNotification(tenant, request->notification_id());
   if (!record.ok()) return ToGrpcStatus(record.status());
@@ -135,6 +173,8 @@ grpc::Status NotificationServiceImpl::GetNotification(grpc::ServerContext* conte
 grpc::Status NotificationServiceImpl::ListNotifications(
     grpc::ServerContext* context, const v1::ListNotificationsRequest* request,
     v1::ListNotificationsResponse* response) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kNotify);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status valid =
           ValidatePageSize(request->page_size(), "page_size", kDefaultListPageSize);
       !valid.ok()) {
@@ -142,7 +182,7 @@ grpc::Status NotificationServiceImpl::ListNotifications(
   }
   const int page_size = request->page_size() == 0 ? kDefaultListPageSize : request->page_size();
   absl::StatusOr<Page<NotificationRecord>> page =
-      store_.ListNotifications(TenantOf(*context), page_size, request->page_token());
+      store_.ListNotifications(caller->tenant_id, page_size, request->page_token());
   if (!page.ok()) return ToGrpcStatus(page.status());
   for (const NotificationRecord& record : page->items) {
     NotificationToProto(record, response->add_notifications());
@@ -154,10 +194,12 @@ grpc::Status NotificationServiceImpl::ListNotifications(
 grpc::Status NotificationServiceImpl::WatchNotification(
     grpc::ServerContext* context, const v1::WatchNotificationRequest* request,
     grpc::ServerWriter<v1::NotificationEvent>* writer) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kNotify);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status valid = ValidateNotificationId(request->notification_id()); !valid.ok()) {
     return ToGrpcStatus(valid);
   }
-  const std::string tenant = TenantOf(*context);
+  const std::string& tenant = caller->tenant_id;
   // delivery id -> (state, attempts) as last sent to the client.
   std::map<int64_t, std::pair<DeliveryState, int>> seen;
   bool first = true;
@@ -195,10 +237,12 @@ grpc::Status NotificationServiceImpl::WatchNotification(
 grpc::Status NotificationServiceImpl::CancelNotification(
     grpc::ServerContext* context, const v1::CancelNotificationRequest* request,
     v1::Notification* response) {
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kNotify);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (absl::Status valid = ValidateNotificationId(request->notification_id()); !valid.ok()) {
     return ToGrpcStatus(valid);
   }
-  const std::string tenant = TenantOf(*context);
+  const std::string& tenant = caller->tenant_id;
   absl::StatusOr<int64_t> cancelled =
       store_.CancelNotification(tenant, request->notification_id());
   if (!cancelled.ok()) return ToGrpcStatus(cancelled.status());

@@ -7,6 +7,7 @@
 #ifndef HERALD_SERVICE_API_NOTIFICATION_SERVICE_H_
 #define HERALD_SERVICE_API_NOTIFICATION_SERVICE_H_
 
+#include "service/api/call_guard.h"
 #include "absl/time/time.h"
 #include "herald/v1/notification.grpc.pb.h"
 #include "service/core/notification_store.h"
@@ -22,9 +23,9 @@ struct NotificationServiceOptions {
 // Thread-safe.
 class NotificationServiceImpl final : public v1::NotificationService::Service {
  public:
-  NotificationServiceImpl(Notifier& notifier, NotificationStore& store,
+  NotificationServiceImpl(Notifier& notifier, NotificationStore& store, CallGuard& guard,
                           NotificationServiceOptions options)
-      : notifier_(notifier), store_(store), options_(options) {}
+      : notifier_(notifier), store_(store), guard_(guard), options_(options) {}
 
   grpc::Status SendNotification(grpc::ServerContext* context,
                                 const v1::SendNotificationRequest* request,
@@ -46,11 +47,14 @@ class NotificationServiceImpl final : public v1::NotificationService::Service {
                                   v1::Notification* response) override;
 
  private:
-  absl::Status SendOne(const std::string& tenant, const v1::SendNotificationRequest& request,
-                       v1::SendNotificationResponse* response);
+  static absl::StatusOr<NotificationRequest> Convert(const Caller& caller,
+                                                     const v1::SendNotificationRequest& request);
+  static void FillResponse(const SendOutcome& sent, bool validate_only,
+                           v1::SendNotificationResponse* response);
 
   Notifier& notifier_;
   NotificationStore& store_;
+  CallGuard& guard_;
   const NotificationServiceOptions options_;
 };
 

@@ -2,7 +2,6 @@
 
 #include "service/api/convert.h"
 #include "service/api/grpc_status.h"
-#include "service/api/tenant.h"
 
 namespace herald::api {
 namespace {
@@ -21,7 +20,9 @@ void CountsToProto(const DeliveryTotals& totals, v1::DeliveryCounts* proto) {
 grpc::Status StatsServiceImpl::GetStats(grpc::ServerContext* context,
                                         const v1::GetStatsRequest* /*request*/,
                                         v1::GetStatsResponse* response) {
-  absl::StatusOr<StoredStats> stats = store_.GetStats(TenantOf(*context));
+  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kStats);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  absl::StatusOr<StoredStats> stats = store_.GetStats(caller->tenant_id);
   if (!stats.ok()) return ToGrpcStatus(stats.status());
   CountsToProto(stats->total, response->mutable_total());
   for (const auto& [qos, totals] : stats->by_qos) {

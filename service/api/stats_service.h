@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "service/api/call_guard.h"
 #include "herald/v1/stats.grpc.pb.h"
 #include "providers/provider.h"
 #include "service/core/notification_store.h"
@@ -16,14 +17,15 @@ namespace herald::api {
 // Thread-safe.
 class StatsServiceImpl final : public v1::StatsService::Service {
  public:
-  StatsServiceImpl(NotificationStore& store, std::vector<Provider*> providers)
-      : store_(store), providers_(std::move(providers)) {}
+  StatsServiceImpl(NotificationStore& store, CallGuard& guard, std::vector<Provider*> providers)
+      : store_(store), guard_(guard), providers_(std::move(providers)) {}
 
   grpc::Status GetStats(grpc::ServerContext* context, const v1::GetStatsRequest* request,
                         v1::GetStatsResponse* response) override;
 
  private:
   NotificationStore& store_;
+  CallGuard& guard_;
   std::vector<Provider*> providers_;
 };
 

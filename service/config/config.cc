@@ -167,6 +167,27 @@ ABSL_FLAG(absl::Duration, command_poll_interval, herald::Defaults().command_poll
           "With MQTT 5, how often a waiting command re-reads its database row in case the "
           "notification that another replica received the answer was lost, 10ms to 1m. "
           "Env HERALD_COMMAND_POLL_INTERVAL.");
+ABSL_FLAG(bool, insecure_disable_auth, false,
+          "Switch caller authentication off: every call, without an API key, acts for the "
+          "tenant \"default\" with every scope. For local development only; Herald warns at "
+          "start. Env HERALD_INSECURE_DISABLE_AUTH.");
+ABSL_FLAG(double, tenant_rate_limit, herald::Defaults().tenant_rate_limit,
+          "Calls per second one tenant may make on average (a SendNotifications batch counts "
+          "its entries); beyond it RESOURCE_EXHAUSTED with a retry hint. 0 = unlimited. "
+          "Env HERALD_TENANT_RATE_LIMIT.");
+ABSL_FLAG(double, tenant_rate_burst, herald::Defaults().tenant_rate_burst,
+          "Calls one tenant may make at once above its rate (the token bucket's size). "
+          "Env HERALD_TENANT_RATE_BURST.");
+ABSL_FLAG(std::string, tenant, herald::Defaults().keys_tenant,
+          "herald keys create/list: the tenant (made by `keys create` if new). Env HERALD_TENANT.");
+ABSL_FLAG(std::vector<std::string>, scopes, {},
+          "herald keys create: what the key may do, comma-separated: notify, command, "
+          "devices:write, devices:read, stats, or all. Env HERALD_SCOPES.");
+ABSL_FLAG(std::string, key_name, "",
+          "herald keys create: what the key is for, e.g. billing-backend. Env HERALD_KEY_NAME.");
+ABSL_FLAG(std::string, topic_prefix, "",
+          "herald keys create: the topic prefix (one topic level) of a new tenant; its topics "
+          "all lie under it. Default: the tenant id. Env HERALD_TOPIC_PREFIX.");
 ABSL_FLAG(std::string, mqtt_share_group, herald::Defaults().mqtt_share_group,
           "MQTT 5 shared subscription group for command responses ($share/GROUP/...): the "
           "broker gives each response to one replica of the group. Give each deployment "
@@ -203,6 +224,17 @@ ABSL_FLAG(int32_t, max_batch_notifications, herald::Defaults().max_batch_notific
           "Env HERALD_MAX_BATCH_NOTIFICATIONS.");
 ABSL_FLAG(int64_t, grpc_max_message_bytes, herald::Defaults().grpc_max_message_bytes,
           "Largest gRPC message accepted or sent, in bytes. Env HERALD_GRPC_MAX_MESSAGE_BYTES.");
+ABSL_FLAG(std::string, grpc_tls_cert_file, "",
+          "PEM certificate chain (the server's certificate first) for TLS on the gRPC port; with "
+          "--grpc_tls_key_file the port speaks TLS only. Read at start. "
+          "Env HERALD_GRPC_TLS_CERT_FILE.");
+ABSL_FLAG(std::string, grpc_tls_key_file, "",
+          "PEM private key (unencrypted) of --grpc_tls_cert_file. Read at start. "
+          "Env HERALD_GRPC_TLS_KEY_FILE.");
+ABSL_FLAG(std::string, grpc_tls_client_ca_file, "",
+          "PEM CA certificate(s): callers must present a certificate signed by one of them "
+          "(mutual TLS). Needs --grpc_tls_cert_file and --grpc_tls_key_file. Read at start. "
+          "Env HERALD_GRPC_TLS_CLIENT_CA_FILE.");
 ABSL_FLAG(absl::Duration, shutdown_grace, herald::Defaults().shutdown_grace,
           "On SIGTERM, time allowed for in-flight RPCs and publishes to finish before Herald "
           "exits anyway. Env HERALD_SHUTDOWN_GRACE.");
@@ -221,7 +253,7 @@ constexpr size_t kMaxSecretFileBytes = 64 * 1024;
 constexpr char kRedacted[] = "REDACTED";
 
 constexpr char kUsage[] =
-    "herald [serve|migrate|version] [flags]\n"
+    "herald [serve|migrate|version|keys] [flags]\n"
     "\n"
     "Herald sends notifications and commands to MQTT devices on behalf of other\n"
     "backends, through a gRPC API.\n"
@@ -230,6 +262,9 @@ constexpr char kUsage[] =
     "  serve    run the gRPC API and the delivery workers (the default)\n"
     "  migrate  apply pending database migrations, then exit\n"
     "  version  print the version, then exit\n"
+    "  keys create --tenant=T --scopes=notify,... [--key_name=N] [--topic_prefix=P]\n"
+    "           make an API key (printed once); keys list [--tenant=T];\n"
+    "           keys revoke KEY_ID\n"
     "\n"
     "Every flag --X can also be set by the environment variable HERALD_X (upper case,\n"
     "e.g. HERALD_DATABASE_URL); the command line wins. Secrets can come from files:\n"
@@ -240,7 +275,8 @@ constexpr char kUsage[] =
 absl::string_view Av(std::string_view text) { return absl::string_view(text.data(), text.size()); }
 
 bool IsCommand(absl::string_view command) {
-  return command == kCommandServe || command == kCommandMigrate || command == kCommandVersion;
+  return command == kCommandServe || command == kCommandMigrate || command == kCommandVersion ||
+         command == kCommandKeys;
 }
 
 absl::CommandLineFlag& FlagNamed(absl::string_view name) {
@@ -464,6 +500,26 @@ std::string RedactUrl(absl::string_view url) {
   return out;
 }
 
+// The PEM file of a --grpc_tls_* flag, read like a secret (the key is one).
+// Its content is checked in depth where the credentials are built; here
+// only that it is PEM at all, so that a DER file or a wrong path reads as
+// such.
+void ReadPemFile(const std::string& path, absl::string_view flag, std::string& pem,
+                 std::vector<std::string>& errors) {
+  if (path.empty()) return;
+  const std::string flag_name = absl::StrCat("--", flag);
+  absl::StatusOr<std::string> read = ReadSecretFile(path, flag_name);
+  if (!read.ok()) {
+    errors.emplace_back(read.status().message());
+  } else if (!absl::StrContains(*read, "-----BEGIN ")) {
+    errors.push_back(absl::StrCat(flag_name, ": ", Quote(path),
+                                  " holds no PEM block (\"-----BEGIN ...\"); is it DER, or the "
+                                  "wrong file?"));
+  } else {
+    pem = *std::move(read);
+  }
+}
+
 }  // namespace
 
 std::string_view HeraldVersion() { return HERALD_VERSION; }
@@ -506,6 +562,13 @@ const std::vector<std::string>& ConfigFlagNames() {
       "command_backoff_max",
       "command_poll_interval",
       "mqtt_share_group",
+      "insecure_disable_auth",
+      "tenant_rate_limit",
+      "tenant_rate_burst",
+      "tenant",
+      "scopes",
+      "key_name",
+      "topic_prefix",
       "delivery_workers",
       "delivery_batch_size",
       "delivery_lease",
@@ -517,6 +580,9 @@ const std::vector<std::string>& ConfigFlagNames() {
       "max_targets_per_request",
       "max_batch_notifications",
       "grpc_max_message_bytes",
+      "grpc_tls_cert_file",
+      "grpc_tls_key_file",
+      "grpc_tls_client_ca_file",
       "shutdown_grace",
       "log_level",
       "log_format",
@@ -583,7 +649,7 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path, std::string_
 absl::StatusOr<Config> ConfigFromFlags(std::string command, const EnvLookup& getenv) {
   if (!IsCommand(command)) {
     return absl::InvalidArgumentError(absl::StrCat("unknown command ", Quote(command),
-                                                   "; expected serve, migrate or version"));
+                                                   "; expected serve, migrate, version or keys"));
   }
   Config config;
   config.command = std::move(command);
@@ -595,6 +661,13 @@ absl::StatusOr<Config> ConfigFromFlags(std::string command, const EnvLookup& get
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   config.database_pool_size = absl::GetFlag(FLAGS_database_pool_size);
   config.migrate_on_start = absl::GetFlag(FLAGS_migrate);
+  config.auth_enabled = !absl::GetFlag(FLAGS_insecure_disable_auth);
+  config.tenant_rate_limit = absl::GetFlag(FLAGS_tenant_rate_limit);
+  config.tenant_rate_burst = absl::GetFlag(FLAGS_tenant_rate_burst);
+  config.keys_tenant = absl::GetFlag(FLAGS_tenant);
+  config.keys_scopes = absl::GetFlag(FLAGS_scopes);
+  config.keys_name = absl::GetFlag(FLAGS_key_name);
+  config.keys_topic_prefix = absl::GetFlag(FLAGS_topic_prefix);
 
   // The database URL, directly or from its file.
   config.database_url = absl::GetFlag(FLAGS_database_url);
@@ -694,6 +767,15 @@ absl::StatusOr<Config> ConfigFromFlags(std::string command, const EnvLookup& get
   config.max_targets_per_request = absl::GetFlag(FLAGS_max_targets_per_request);
   config.max_batch_notifications = absl::GetFlag(FLAGS_max_batch_notifications);
   config.grpc_max_message_bytes = absl::GetFlag(FLAGS_grpc_max_message_bytes);
+  config.grpc_tls_cert_file = absl::GetFlag(FLAGS_grpc_tls_cert_file);
+  config.grpc_tls_key_file = absl::GetFlag(FLAGS_grpc_tls_key_file);
+  config.grpc_tls_client_ca_file = absl::GetFlag(FLAGS_grpc_tls_client_ca_file);
+  if (serve) {  // only `serve` listens
+    ReadPemFile(config.grpc_tls_cert_file, "grpc_tls_cert_file", config.grpc_tls_cert_pem, errors);
+    ReadPemFile(config.grpc_tls_key_file, "grpc_tls_key_file", config.grpc_tls_key_pem, errors);
+    ReadPemFile(config.grpc_tls_client_ca_file, "grpc_tls_client_ca_file",
+                config.grpc_tls_client_ca_pem, errors);
+  }
   config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
 
   const std::string log_level = absl::GetFlag(FLAGS_log_level);
@@ -718,7 +800,7 @@ absl::StatusOr<Config> ConfigFromFlags(std::string command, const EnvLookup& get
 absl::Status ValidateConfig(const Config& config) {
   if (!IsCommand(config.command)) {
     return absl::InvalidArgumentError(absl::StrCat("unknown command ", Quote(config.command),
-                                                   "; expected serve, migrate or version"));
+                                                   "; expected serve, migrate, version or keys"));
   }
   if (config.command == kCommandVersion) return absl::OkStatus();
   const bool serve = config.command == kCommandServe;
@@ -750,6 +832,9 @@ absl::Status ValidateConfig(const Config& config) {
     }
 
     AddError(errors, ValidateMqttOptions(config.mqtt));
+    if (config.tenant_rate_limit < 0 || config.tenant_rate_burst < 0) {
+      errors.push_back("--tenant_rate_limit, --tenant_rate_burst: must be >= 0 (0 = unlimited)");
+    }
 
     const std::pair<absl::string_view, const std::string*> templates[] = {
         {"--notification_topic_template", &config.notification_topic_template},
@@ -822,6 +907,22 @@ absl::Status ValidateConfig(const Config& config) {
     CheckRange(errors, "max_batch_notifications", config.max_batch_notifications, 1, 10000);
     CheckRange(errors, "grpc_max_message_bytes", config.grpc_max_message_bytes, 1024,
                int64_t{1} << 30);
+    const bool tls_cert = !config.grpc_tls_cert_file.empty();
+    const bool tls_key = !config.grpc_tls_key_file.empty();
+    if (tls_cert && !tls_key) {
+      errors.push_back(
+          "--grpc_tls_key_file: required with --grpc_tls_cert_file (TLS needs the certificate's "
+          "private key)");
+    } else if (tls_key && !tls_cert) {
+      errors.push_back(
+          "--grpc_tls_cert_file: required with --grpc_tls_key_file (TLS needs the certificate "
+          "of the key)");
+    }
+    if (!config.grpc_tls_client_ca_file.empty() && !tls_cert) {
+      errors.push_back(
+          "--grpc_tls_client_ca_file: mutual TLS needs TLS: set --grpc_tls_cert_file and "
+          "--grpc_tls_key_file too");
+    }
     CheckRange(errors, "shutdown_grace", config.shutdown_grace, absl::ZeroDuration(),
                absl::Minutes(10));
   }
@@ -879,15 +980,35 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
   if (positional.size() > 1) command = positional[1];
   if (!IsCommand(command)) {
     return absl::InvalidArgumentError(absl::StrCat("unknown command ", Quote(command),
-                                                   "; expected serve, migrate or version "
+                                                   "; expected serve, migrate, version or keys "
                                                    "(see herald --help)"));
   }
-  if (positional.size() > 2) {
+  std::string keys_action;
+  std::string keys_key_id;
+  if (command == kCommandKeys) {
+    keys_action = positional.size() > 2 ? positional[2] : "";
+    const size_t expected = keys_action == "revoke" ? 4 : 3;
+    if (keys_action != "create" && keys_action != "list" && keys_action != "revoke") {
+      return absl::InvalidArgumentError(
+          "herald keys: expected create, list or revoke KEY_ID (see herald --help)");
+    }
+    if (keys_action == "revoke" && positional.size() < 4) {
+      return absl::InvalidArgumentError("herald keys revoke: the key id to revoke is missing");
+    }
+    if (keys_action == "revoke") keys_key_id = positional[3];
+    if (positional.size() > expected) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected argument ", Quote(positional[expected]), " after `herald keys ",
+          keys_action, "`"));
+    }
+  } else if (positional.size() > 2) {
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", Quote(positional[2]),
                                                    " after `herald ", command, "`"));
   }
   absl::StatusOr<Config> config = ConfigFromFlags(std::move(command), env);
   if (!config.ok()) return config.status();
+  config->keys_action = std::move(keys_action);
+  config->keys_key_id = std::move(keys_key_id);
   if (absl::Status status = ValidateConfig(*config); !status.ok()) return status;
   return config;
 }
@@ -936,6 +1057,8 @@ std::string DescribeConfig(const Config& config) {
       absl::FormatDuration(config.command_backoff_max),
       " command_poll_interval=", absl::FormatDuration(config.command_poll_interval),
       " mqtt_share_group=", config.mqtt_share_group,
+      " auth=", config.auth_enabled ? "api_key" : "DISABLED",
+      " tenant_rate_limit=", config.tenant_rate_limit, "/s burst ", config.tenant_rate_burst,
       " delivery_workers=", config.delivery_workers,
       " delivery_batch_size=", config.delivery_batch_size,
       " delivery_lease=", absl::FormatDuration(config.delivery_lease),
@@ -947,6 +1070,13 @@ std::string DescribeConfig(const Config& config) {
       " max_targets_per_request=", config.max_targets_per_request,
       " max_batch_notifications=", config.max_batch_notifications,
       " grpc_max_message_bytes=", config.grpc_max_message_bytes,
+      // Paths only: the key file's content is a secret.
+      " grpc_tls=", config.grpc_tls_cert_file.empty()        ? "off"
+                    : config.grpc_tls_client_ca_file.empty() ? "tls"
+                                                             : "mtls",
+      " grpc_tls_cert_file=", quoted_or_dash(config.grpc_tls_cert_file),
+      " grpc_tls_key_file=", quoted_or_dash(config.grpc_tls_key_file),
+      " grpc_tls_client_ca_file=", quoted_or_dash(config.grpc_tls_client_ca_file),
       " shutdown_grace=", absl::FormatDuration(config.shutdown_grace),
       " log_level=", LogLevelName(config.log_level),
       " log_format=", LogFormatName(config.log_format));

@@ -40,10 +40,11 @@ namespace herald {
 inline constexpr char kCommandServe[] = "serve";      // the default
 inline constexpr char kCommandMigrate[] = "migrate";
 inline constexpr char kCommandVersion[] = "version";
+inline constexpr char kCommandKeys[] = "keys";  // herald keys create|list|revoke
 
 // Everything the composition root needs to build the service. A plain value:
 // copy it freely. Holds secrets (database_url, mqtt.password,
-// mqtt.key_password): log it only through DescribeConfig.
+// mqtt.key_password, grpc_tls_key_pem): log it only through DescribeConfig.
 struct Config {
   // "serve" (run the service), "migrate" (apply migrations and exit) or
   // "version" (print the version and exit).
@@ -51,6 +52,18 @@ struct Config {
 
   std::string grpc_address = "0.0.0.0:50051";    // HOST:PORT or unix:PATH
   std::string metrics_address = "0.0.0.0:9464";  // HOST:PORT; /metrics is served there
+
+  // TLS on the gRPC port. With a certificate and its key the port speaks TLS
+  // only; with a client CA as well, callers must present a certificate that
+  // CA signed (mutual TLS). The paths are the flags' values; for `serve`,
+  // ConfigFromFlags reads the files into the *_pem fields (the key is a
+  // secret: never log it). All empty: plaintext.
+  std::string grpc_tls_cert_file;       // PEM certificate chain, the server's first
+  std::string grpc_tls_key_file;        // PEM private key of that certificate
+  std::string grpc_tls_client_ca_file;  // PEM CA certificate(s) that sign client certificates
+  std::string grpc_tls_cert_pem;
+  std::string grpc_tls_key_pem;
+  std::string grpc_tls_client_ca_pem;
 
   // A libpq connection string ("host=db dbname=herald user=herald") or a
   // postgresql:// URL. May hold a password: log RedactDatabaseUrl(url) only
@@ -78,6 +91,22 @@ struct Config {
   // The MQTT 5 shared subscription group of the command responses
   // ("$share/<group>/..."): replicas of one deployment share it.
   std::string mqtt_share_group = "herald";
+
+  // Callers (docs/security.md). Authentication is on unless
+  // --insecure_disable_auth; then every call acts for the default tenant.
+  bool auth_enabled = true;
+  // Per tenant: calls (a SendNotifications batch: its entries) per second on
+  // average, and at once. 0 = unlimited.
+  double tenant_rate_limit = 5000;
+  double tenant_rate_burst = 10000;
+
+  // `herald keys create|list|revoke [KEY_ID]`.
+  std::string keys_action;
+  std::string keys_key_id;                   // revoke's argument
+  std::string keys_tenant = "default";       // --tenant
+  std::vector<std::string> keys_scopes;      // --scopes
+  std::string keys_name;                     // --key_name
+  std::string keys_topic_prefix;             // --topic_prefix; "" = the tenant id
 
   // The delivery pipeline.
   int delivery_workers = 2;
@@ -140,7 +169,8 @@ absl::Status ApplyEnvironment(const EnvLookup& getenv);
 // Builds a Config from the current flag values for `command` and resolves
 // the secrets: --database_url_file (for serve and migrate), and
 // --mqtt_password_file or HERALD_MQTT_PASSWORD and --mqtt_key_password_file
-// (for serve only, so that a migration job needs no MQTT secret). Converts
+// (for serve only, so that a migration job needs no MQTT secret), and the
+// --grpc_tls_* files (for serve only; PEM, at most 1 MiB each). Converts
 // --mqtt_uri, --mqtt_version, --log_level and --log_format. Does not check
 // ranges: see ValidateConfig.
 //
@@ -150,7 +180,8 @@ absl::Status ApplyEnvironment(const EnvLookup& getenv);
 // line win: a flag given there hides the environment's other half.)
 //
 // kInvalidArgument, naming the flag and the path but never the content, when
-// a secret file cannot be read or is empty.
+// a secret or --grpc_tls_* file cannot be read or is empty, or a --grpc_tls_*
+// file holds no PEM block.
 absl::StatusOr<Config> ConfigFromFlags(std::string command, const EnvLookup& getenv);
 
 // OK if `config` can run its command; otherwise kInvalidArgument listing
@@ -160,7 +191,11 @@ absl::StatusOr<Config> ConfigFromFlags(std::string command, const EnvLookup& get
 // database settings; `serve` checks everything, the MQTT options through
 // ValidateMqttOptions and the topic templates through ValidateTopicTemplate
 // (the response and presence templates also through TopicPattern::Compile,
-// the presence template must contain {device_id}).
+// the presence template must contain {device_id}), and the gRPC TLS files:
+// --grpc_tls_cert_file and --grpc_tls_key_file both or neither,
+// --grpc_tls_client_ca_file only with them. (Whether the PEM parses and the
+// key fits the certificate is checked where the credentials are built,
+// service/api/server_credentials.h.)
 absl::Status ValidateConfig(const Config& config);
 
 // Reads a secret from the file at `path` for the flag `flag` (e.g.

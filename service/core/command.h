@@ -41,6 +41,7 @@ inline constexpr int kDefaultCommandRetries = 3;
 // A command as a caller asks for it, before validation.
 struct CommandRequest {
   std::string tenant_id;
+  std::string topic_prefix;  // the tenant's: command and response topics go under it
   std::string device_id;
   std::string action;                         // e.g. "on", "off", "reboot"
   std::map<std::string, std::string> params;  // sent as the payload's "params" object

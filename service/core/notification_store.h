@@ -26,6 +26,12 @@ struct InsertedNotification {
   bool duplicate = false;           // an earlier request had the same idempotency key
 };
 
+// One entry of InsertNotifications; both pointers must stay valid for the call.
+struct NotificationToInsert {
+  const NotificationRecord* notification;
+  const std::vector<ResolvedTarget>* targets;
+};
+
 // Implementations are thread-safe. Errors: kUnavailable when the database
 // cannot be reached, kInternal for anything unexpected, plus those named below.
 class NotificationStore {
@@ -40,6 +46,20 @@ class NotificationStore {
   // concurrent inserts of the same key from several replicas.
   virtual absl::StatusOr<InsertedNotification> InsertNotification(
       const NotificationRecord& notification, const std::vector<ResolvedTarget>& targets) = 0;
+
+  // Several notifications, each with the result InsertNotification would
+  // give it, in order; a SendNotifications batch. An implementation may
+  // commit them in shared transactions (PostgreSQL does); this default
+  // inserts them one by one.
+  virtual std::vector<absl::StatusOr<InsertedNotification>> InsertNotifications(
+      const std::vector<NotificationToInsert>& entries) {
+    std::vector<absl::StatusOr<InsertedNotification>> results;
+    results.reserve(entries.size());
+    for (const NotificationToInsert& entry : entries) {
+      results.push_back(InsertNotification(*entry.notification, *entry.targets));
+    }
+    return results;
+  }
 
   // The notification with its delivery counts and derived state.
   // kNotFound if the tenant has no such notification.

@@ -86,6 +86,15 @@ absl::Status WalkTemplate(absl::string_view topic_template, absl::string_view fi
                                          "}; use {device_id}, {owner_id}, {platform} or "
                                          "{meta.KEY}"));
     }
+    // A key with '/' would spread one placeholder over two topic levels (and
+    // one with '{' hide a second placeholder in it): TopicPattern could not
+    // map such a topic back to its device.
+    if (*kind == Placeholder::kMeta &&
+        (meta_key.find_first_of("/{+#\0", 0, 5) != std::string::npos ||
+         !IsValidUtf8(meta_key))) {
+      return Invalid(field, absl::StrCat("the key of the placeholder {", name,
+                                         "} must be UTF-8 without '/', '{', '+', '#' or NUL"));
+    }
     if (absl::Status status = placeholder(*kind, meta_key); !status.ok()) return status;
     i = close + 1;
   }
@@ -178,6 +187,24 @@ absl::StatusOr<std::string> NotificationTopicFor(const Device& device,
                                                  absl::string_view topic_template) {
   if (!device.topic.empty()) return device.topic;
   return ExpandTopicTemplate(topic_template, device);
+}
+
+bool TopicWithinPrefix(absl::string_view topic, absl::string_view prefix) {
+  if (prefix.empty()) return true;
+  return topic.size() > prefix.size() + 1 && absl::StartsWith(topic, prefix) &&
+         topic[prefix.size()] == '/';
+}
+
+std::string TopicUnderPrefix(absl::string_view prefix, absl::string_view topic) {
+  if (prefix.empty()) return std::string(topic);
+  return absl::StrCat(prefix, "/", topic);
+}
+
+absl::Status TopicOutsidePrefixError(absl::string_view field, absl::string_view topic,
+                                     absl::string_view tenant_id, absl::string_view prefix) {
+  return absl::PermissionDeniedError(absl::StrCat(
+      field, ": topic \"", topic, "\" is outside the topic space of tenant \"", tenant_id,
+      "\"; its topics start with \"", prefix, "/\""));
 }
 
 }  // namespace herald

@@ -38,8 +38,9 @@ absl::Status ValidatePublishTopic(absl::string_view topic, absl::string_view fie
 absl::Status ValidateTopicLevel(absl::string_view value, absl::string_view field);
 
 // kInvalidArgument unless `topic_template` is well formed: balanced braces,
-// placeholders among {device_id}, {owner_id}, {platform}, {meta.KEY}, and
-// the literal parts valid in a publish topic.
+// placeholders among {device_id}, {owner_id}, {platform}, {meta.KEY} (KEY
+// UTF-8 without '/', '{', '+', '#' or NUL), and the literal parts valid in a
+// publish topic.
 absl::Status ValidateTopicTemplate(absl::string_view topic_template, absl::string_view field);
 
 // Expands `topic_template` for `device`. kFailedPrecondition if a
@@ -52,6 +53,21 @@ absl::StatusOr<std::string> ExpandTopicTemplate(absl::string_view topic_template
 // else the expanded template.
 absl::StatusOr<std::string> NotificationTopicFor(const Device& device,
                                                  absl::string_view topic_template);
+
+// Tenant topic spaces (service/auth/tenant.h): a tenant's prefix is one
+// topic level; "" is the whole topic space.
+//
+// Whether `topic` lies in the topic space of `prefix`: any topic for "",
+// else the prefix's own level followed by at least one more.
+bool TopicWithinPrefix(absl::string_view topic, absl::string_view prefix);
+
+// `topic` under `prefix` ("acme" + "devices/x" = "acme/devices/x");
+// `topic` itself for the empty prefix.
+std::string TopicUnderPrefix(absl::string_view prefix, absl::string_view topic);
+
+// kPermissionDenied for a topic outside `tenant_id`'s prefix, naming `field`.
+absl::Status TopicOutsidePrefixError(absl::string_view field, absl::string_view topic,
+                                     absl::string_view tenant_id, absl::string_view prefix);
 
 }  // namespace herald
 

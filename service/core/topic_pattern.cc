@@ -68,6 +68,9 @@ absl::StatusOr<TopicPattern> TopicPattern::Compile(absl::string_view topic_templ
 }
 
 std::optional<TopicMatch> TopicPattern::Match(absl::string_view topic) const {
+  // No expansion of a template starts with '$' (broker topics such as
+  // $SYS/...), and the filter does not receive them (MQTT 4.7.2).
+  if (absl::StartsWith(topic, "$")) return std::nullopt;
   const std::vector<absl::string_view> parts = absl::StrSplit(topic, '/');
   if (parts.size() != levels_.size()) return std::nullopt;
   TopicMatch match;
@@ -102,6 +105,23 @@ std::optional<TopicMatch> TopicPattern::Match(absl::string_view topic) const {
     if (!consistent) return std::nullopt;
   }
   return match;
+}
+
+std::optional<TenantTopicMatch> MatchInAnyTenant(const TopicPattern& pattern,
+                                                 absl::string_view topic) {
+  if (std::optional<TopicMatch> match = pattern.Match(topic); match.has_value()) {
+    return TenantTopicMatch{.topic_prefix = "", .match = *std::move(match)};
+  }
+  const size_t slash = topic.find('/');
+  if (slash == 0 || slash == absl::string_view::npos || topic[0] == '$') return std::nullopt;
+  std::optional<TopicMatch> match = pattern.Match(topic.substr(slash + 1));
+  if (!match.has_value()) return std::nullopt;
+  return TenantTopicMatch{.topic_prefix = std::string(topic.substr(0, slash)),
+                          .match = *std::move(match)};
+}
+
+std::string AnyTenantFilter(const TopicPattern& pattern) {
+  return absl::StrCat("+/", pattern.filter());
 }
 
 }  // namespace herald

@@ -69,7 +69,8 @@ class TopicPattern {
   // to one device.
   bool has_device_id() const { return has_device_id_; }
 
-  // What `topic` says, or nullopt if it does not fit the template.
+  // What `topic` says, or nullopt if it does not fit the template (a topic
+  // starting with '$', reserved for the broker, never does).
   std::optional<TopicMatch> Match(absl::string_view topic) const;
 
  private:
@@ -88,6 +89,20 @@ class TopicPattern {
   std::string filter_;
   bool has_device_id_ = false;
 };
+
+// A topic in the default topic space or in a tenant's (one prefix level
+// before what the pattern covers, see service/auth/tenant.h): what it says
+// about the device, and the prefix ("" for the default space). Unambiguous,
+// since a tenant's topic has one level more than the pattern.
+struct TenantTopicMatch {
+  std::string topic_prefix;
+  TopicMatch match;
+};
+std::optional<TenantTopicMatch> MatchInAnyTenant(const TopicPattern& pattern,
+                                                 absl::string_view topic);
+
+// The filter covering every tenant's topics of `pattern`: "+/<filter>".
+std::string AnyTenantFilter(const TopicPattern& pattern);
 
 }  // namespace herald
 

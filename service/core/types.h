@@ -86,6 +86,9 @@ struct DeliveryOptions {
 // A notification as a caller asks for it, before validation and resolution.
 struct NotificationRequest {
   std::string tenant_id;
+  // The tenant's topic prefix (service/auth/tenant.h): template topics go
+  // under it, and raw and device topics must lie within it. "" = unrestricted.
+  std::string topic_prefix;
   TargetSelector target;
   NotificationContent content;
   DeliveryOptions options;

@@ -15,12 +15,15 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -28,6 +31,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -51,6 +55,22 @@ ABSL_FLAG(std::string, address, "127.0.0.1:50051",
 ABSL_FLAG(bool, json, false, "Print the answer as protobuf JSON instead of text.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30),
           "Deadline of each call (and of notify --wait).");
+ABSL_FLAG(std::string, api_key_file, "",
+          "File holding the API key (herald keys create) sent with every call; else "
+          "$HERALD_API_KEY. There is no --api_key: command lines are visible to every user.");
+ABSL_FLAG(bool, tls, false,
+          "Speak TLS to Herald (herald --grpc_tls_cert_file), trusting the system's CAs unless "
+          "--tls_ca_file says otherwise. Implied by every other --tls_* flag.");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "Speak TLS and trust the CA certificate(s) in this PEM file to have signed Herald's "
+          "certificate.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM client certificate, for a Herald that requires one (mutual TLS, herald "
+          "--grpc_tls_client_ca_file). Needs --tls_key_file.");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "The name Herald's certificate must carry, when it is not the host of --address "
+          "(e.g. --address=10.0.0.7:50051 --tls_server_name=herald.example.com).");
 
 // devices.
 ABSL_FLAG(std::string, owner, "", "devices create: the owner; devices list: only this owner's.");
@@ -101,7 +121,7 @@ namespace {
 
 constexpr char kUsage[] = R"(Herald's gRPC API from the command line.
 
-Usage: heraldctl [--address=HOST:PORT] [--json] [--timeout=30s] COMMAND ...
+Usage: heraldctl [--address=HOST:PORT] [--json] [--timeout=30s] [TLS flags] COMMAND ...
 
   devices create ID [KEY=VALUE...]   register a device; KEY=VALUE are its metadata
                                      (--owner, --platform, --topic, --groups, --disabled)
@@ -122,6 +142,13 @@ Usage: heraldctl [--address=HOST:PORT] [--json] [--timeout=30s] COMMAND ...
                                      --send_if_offline)
   command get ID
   version
+
+Authentication: the API key from --api_key_file=FILE or $HERALD_API_KEY, sent as
+"authorization: Bearer <key>" (not needed by a Herald started with --insecure_disable_auth).
+
+TLS (a Herald started with --grpc_tls_cert_file): --tls_ca_file=CA.pem (or --tls for the
+system's CAs); for mutual TLS also --tls_cert_file=CLIENT.pem --tls_key_file=CLIENT.key;
+--tls_server_name when the certificate's name is not the host of --address.
 
 Exit codes: 0 success, 1 the call failed, 2 a wrong command line.)";
 
@@ -174,13 +201,61 @@ std::optional<std::string> MisplacedFlag(const std::string& command) {
   return std::nullopt;
 }
 
+// The whole content of the file at `path`, for the flag `flag`.
+absl::StatusOr<std::string> ReadFlagFile(const std::string& path, const std::string& flag) {
+  std::ifstream file(path, std::ios::binary);
+  std::string content((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (!file.good() && !file.eof()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": cannot read \"", path, "\""));
+  }
+  if (content.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": \"", path, "\" is empty or cannot be read"));
+  }
+  return content;
+}
+
+// The channel to Herald: plaintext by default, TLS with any --tls* flag.
+// kInvalidArgument naming the flag when a file cannot be read or the
+// client certificate comes without its key (or the other way round).
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelFromFlags(const std::string& address) {
+  const std::string ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  const std::string cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  const std::string key_file = absl::GetFlag(FLAGS_tls_key_file);
+  const std::string server_name = absl::GetFlag(FLAGS_tls_server_name);
+  const bool tls = absl::GetFlag(FLAGS_tls) || !ca_file.empty() || !cert_file.empty() ||
+                   !key_file.empty() || !server_name.empty();
+  if (!tls) return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  if (cert_file.empty() != key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_cert_file and --tls_key_file go together (a client certificate and its key)");
+  }
+  grpc::SslCredentialsOptions options;  // empty roots: the system's CAs
+  const std::tuple<const char*, const std::string*, std::string*> files[] = {
+      {"tls_ca_file", &ca_file, &options.pem_root_certs},
+      {"tls_cert_file", &cert_file, &options.pem_cert_chain},
+      {"tls_key_file", &key_file, &options.pem_private_key},
+  };
+  for (const auto& [flag, path, pem] : files) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> content = ReadFlagFile(*path, flag);
+    if (!content.ok()) return content.status();
+    *pem = *std::move(content);
+  }
+  grpc::ChannelArguments arguments;
+  if (!server_name.empty()) arguments.SetSslTargetNameOverride(server_name);
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(options), arguments);
+}
+
 class Client {
  public:
-  Client(std::string address, bool json, absl::Duration timeout)
+  Client(std::string address, bool json, absl::Duration timeout,
+         std::shared_ptr<grpc::Channel> channel, std::string api_key)
       : address_(std::move(address)),
         json_(json),
         timeout_(timeout),
-        channel_(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials())) {}
+        channel_(std::move(channel)),
+        api_key_(std::move(api_key)) {}
 
   int DevicesCreate(const std::string& id, const std::vector<std::string>& metadata_args);
   int DevicesList();
@@ -195,8 +270,10 @@ class Client {
   int CommandGet(const std::string& id);
 
  private:
-  void SetDeadline(grpc::ClientContext& context, absl::Duration extra = absl::ZeroDuration()) const {
+  // The deadline, and the API key when there is one.
+  void PrepareContext(grpc::ClientContext& context, absl::Duration extra = absl::ZeroDuration()) const {
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_ + extra));
+    if (!api_key_.empty()) context.AddMetadata("authorization", "Bearer " + api_key_);
   }
 
   // Prints the failed call's code and message (and a hint) to stderr.
@@ -206,7 +283,12 @@ class Client {
     switch (status.error_code()) {
       case grpc::StatusCode::UNAVAILABLE:
         std::cerr << "heraldctl: is Herald running and serving at " << address_
-                  << "? (--address, $HERALDCTL_ADDRESS)\n";
+                  << "? (--address, $HERALDCTL_ADDRESS) Does it speak TLS (--tls_ca_file), "
+                     "or require a client certificate (--tls_cert_file, --tls_key_file)?\n";
+        break;
+      case grpc::StatusCode::UNAUTHENTICATED:
+        std::cerr << "heraldctl: give an API key with --api_key_file or $HERALD_API_KEY "
+                     "(made with `herald keys create`)\n";
         break;
       case grpc::StatusCode::UNIMPLEMENTED:
         std::cerr << "heraldctl: the Herald at " << address_ << " does not implement " << method
@@ -227,6 +309,7 @@ class Client {
   const bool json_;
   const absl::Duration timeout_;
   std::shared_ptr<grpc::Channel> channel_;
+  const std::string api_key_;
 };
 
 int Client::DevicesCreate(const std::string& id, const std::vector<std::string>& metadata_args) {
@@ -243,7 +326,7 @@ int Client::DevicesCreate(const std::string& id, const std::vector<std::string>&
   device->set_enabled(!absl::GetFlag(FLAGS_disabled));
   v1::Device created;
   grpc::ClientContext context;
-  SetDeadline(context);
+  PrepareContext(context);
   grpc::Status status = v1::DeviceService::NewStub(channel_)->CreateDevice(&context, request, &created);
   if (!status.ok()) return Failed("CreateDevice", status);
   Print(created, DeviceFields(created));
@@ -265,7 +348,7 @@ int Client::DevicesList() {
   while (true) {
     v1::ListDevicesResponse page;
     grpc::ClientContext context;
-    SetDeadline(context);
+    PrepareContext(context);
     grpc::Status status = stub->ListDevices(&context, request, &page);
     if (!status.ok()) return Failed("ListDevices", status);
     all.mutable_devices()->MergeFrom(page.devices());
@@ -286,7 +369,7 @@ int Client::DevicesGet(const std::string& id) {
   request.set_device_id(id);
   v1::Device device;
   grpc::ClientContext context;
-  SetDeadline(context);
+  PrepareContext(context);
   grpc::Status status = v1::DeviceService::NewStub(channel_)->GetDevice(&context, request, &device);
   if (!status.ok()) return Failed("GetDevice", status);
   Print(device, DeviceFields(device));
@@ -298,7 +381,7 @@ int Client::DevicesDelete(const std::string& id) {
   request.set_device_id(id);
   google::protobuf::Empty empty;
   grpc::ClientContext context;
-  SetDeadline(context);
+  PrepareContext(context);
   grpc::Status status = v1::DeviceService::NewStub(channel_)->DeleteDevice(&context, request, &empty);
   if (!status.ok()) return Failed("DeleteDevice", status);
   Print(empty, absl::StrCat("deleted device ", id, "\n"));
@@ -355,7 +438,7 @@ int Client::Notify(const std::vector<std::string>& data_args) {
   v1::SendNotificationResponse response;
   {
     grpc::ClientContext context;
-    SetDeadline(context);
+    PrepareContext(context);
     grpc::Status status = stub->SendNotification(&context, request, &response);
     if (!status.ok()) return Failed("SendNotification", status);
   }
@@ -371,7 +454,7 @@ int Client::Notify(const std::vector<std::string>& data_args) {
   v1::Notification notification;
   while (true) {
     grpc::ClientContext context;
-    SetDeadline(context);
+    PrepareContext(context);
     grpc::Status status = stub->GetNotification(&context, get, &notification);
     if (!status.ok()) return Failed("GetNotification", status);
     const v1::NotificationState state = notification.state();
@@ -398,7 +481,7 @@ int Client::NotificationGet(const std::string& id) {
   request.set_delivery_page_token(absl::GetFlag(FLAGS_page_token));
   v1::Notification notification;
   grpc::ClientContext context;
-  SetDeadline(context);
+  PrepareContext(context);
   grpc::Status status =
       v1::NotificationService::NewStub(channel_)->GetNotification(&context, request, &notification);
   if (!status.ok()) return Failed("GetNotification", status);
@@ -415,7 +498,7 @@ int Client::NotificationList() {
   while (true) {
     v1::ListNotificationsResponse page;
     grpc::ClientContext context;
-    SetDeadline(context);
+    PrepareContext(context);
     grpc::Status status = stub->ListNotifications(&context, request, &page);
     if (!status.ok()) return Failed("ListNotifications", status);
     all.mutable_notifications()->MergeFrom(page.notifications());
@@ -434,7 +517,7 @@ int Client::NotificationList() {
 int Client::Stats() {
   v1::GetStatsResponse stats;
   grpc::ClientContext context;
-  SetDeadline(context);
+  PrepareContext(context);
   grpc::Status status =
       v1::StatsService::NewStub(channel_)->GetStats(&context, v1::GetStatsRequest(), &stats);
   if (!status.ok()) return Failed("GetStats", status);
@@ -467,7 +550,7 @@ int Client::CommandSend(const std::string& device, const std::string& action,
   const int attempts = (max_retries >= 0 ? max_retries : 3) + 1;
   v1::Command command;
   grpc::ClientContext context;
-  SetDeadline(context, 2 * per_attempt * attempts);
+  PrepareContext(context, 2 * per_attempt * attempts);
   grpc::Status status = v1::CommandService::NewStub(channel_)->SendCommand(&context, request, &command);
   if (!status.ok()) return Failed("SendCommand", status);
   Print(command, CommandText(command));
@@ -479,7 +562,7 @@ int Client::CommandGet(const std::string& id) {
   request.set_command_id(id);
   v1::Command command;
   grpc::ClientContext context;
-  SetDeadline(context);
+  PrepareContext(context);
   grpc::Status status = v1::CommandService::NewStub(channel_)->GetCommand(&context, request, &command);
   if (!status.ok()) return Failed("GetCommand", status);
   Print(command, CommandText(command));
@@ -528,7 +611,18 @@ int Run(const std::vector<std::string>& args) {
   }
   const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
   if (timeout <= absl::ZeroDuration()) return UsageError("--timeout must be positive");
-  Client client(address, absl::GetFlag(FLAGS_json), timeout);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = ChannelFromFlags(address);
+  if (!channel.ok()) return UsageError(std::string(channel.status().message()));
+  std::string api_key;
+  if (const std::string file = absl::GetFlag(FLAGS_api_key_file); !file.empty()) {
+    absl::StatusOr<std::string> content = ReadFlagFile(file, "api_key_file");
+    if (!content.ok()) return UsageError(std::string(content.status().message()));
+    api_key = std::string(absl::StripAsciiWhitespace(*content));
+  } else if (const char* from_env = std::getenv("HERALD_API_KEY"); from_env != nullptr) {
+    api_key = std::string(absl::StripAsciiWhitespace(from_env));
+  }
+  Client client(address, absl::GetFlag(FLAGS_json), timeout, *std::move(channel),
+                std::move(api_key));
 
   const size_t kMany = static_cast<size_t>(-1);
   if (command == "devices create") {

@@ -42,13 +42,16 @@ absl::Duration LongestWait(const CommandRequest& request, const CommanderOptions
 // One Send call waiting for its device. Shared with the publish callbacks,
 // which may run after the call returned.
 struct Commander::Waiter {
-  Waiter(std::string tenant, std::string command, std::string request, std::string device)
+  Waiter(std::string tenant, std::string prefix, std::string command, std::string request,
+         std::string device)
       : tenant_id(std::move(tenant)),
+        topic_prefix(std::move(prefix)),
         command_id(std::move(command)),
         request_id(std::move(request)),
         device_id(std::move(device)) {}
 
   const std::string tenant_id;
+  const std::string topic_prefix;  // the tenant's: its answer must come from under it
   const std::string command_id;
   const std::string request_id;
   const std::string device_id;
@@ -102,10 +105,12 @@ absl::Status Commander::Start() {
     }
     started_ = true;
     response_pattern_ = *std::move(pattern);
-    subscription_filter_ =
-        options_.shared_subscription
-            ? absl::StrCat("$share/", options_.share_group, "/", response_pattern_->filter())
-            : response_pattern_->filter();
+    const std::string share =
+        options_.shared_subscription ? absl::StrCat("$share/", options_.share_group, "/") : "";
+    subscription_filter_ = absl::StrCat(share, response_pattern_->filter());
+    if (options_.tenant_subscriptions) {
+      tenant_subscription_filter_ = absl::StrCat(share, AnyTenantFilter(*response_pattern_));
+    }
   }
   handover_thread_ = std::thread([this] { HandoverLoop(); });
   if (options_.shared_subscription) {
@@ -116,14 +121,18 @@ absl::Status Commander::Start() {
     }
   }
   // QoS 1: an answer must not be lost between the broker and Herald.
-  if (absl::Status subscribed = provider_.Subscribe(
-          subscription_filter_, 1,
-          [this](const IncomingMessage& message) { HandleResponseMessage(message); });
-      !subscribed.ok()) {
-    return subscribed;
+  for (const std::string& filter : {subscription_filter_, tenant_subscription_filter_}) {
+    if (filter.empty()) continue;
+    if (absl::Status subscribed = provider_.Subscribe(
+            filter, 1, [this](const IncomingMessage& message) { HandleResponseMessage(message); });
+        !subscribed.ok()) {
+      return subscribed;
+    }
   }
   LogInfo("command responses subscribed",
           {{"filter", subscription_filter_},
+           {"tenant_filter", tenant_subscription_filter_.empty() ? "-"
+                                                                 : tenant_subscription_filter_},
            {"hand_over", options_.shared_subscription ? "database" : "none (every replica "
                                                                       "receives every response)"}});
   return absl::OkStatus();
@@ -222,6 +231,9 @@ absl::StatusOr<CommandRecord> Commander::SendReserved(const CommandRequest& requ
   absl::StatusOr<std::string> response_topic =
       ExpandTopicTemplate(options_.response_topic_template, *device);
   if (!response_topic.ok()) return response_topic.status();
+  // A tenant's devices live under its topic prefix.
+  topic = TopicUnderPrefix(request.topic_prefix, *topic);
+  response_topic = TopicUnderPrefix(request.topic_prefix, *response_topic);
 
   CommandRecord record;
   record.tenant_id = request.tenant_id;
@@ -251,7 +263,8 @@ absl::StatusOr<CommandRecord> Commander::SendReserved(const CommandRequest& requ
     return stored.status();
   }
   // Registered before the first publish, so that no answer can come too early.
-  auto waiter = std::make_shared<Waiter>(stored->tenant_id, stored->command_id,
+  auto waiter = std::make_shared<Waiter>(stored->tenant_id, request.topic_prefix,
+                                         stored->command_id,
                                          stored->request_id, stored->device_id);
   {
     absl::MutexLock lock(&mu_);
@@ -490,16 +503,23 @@ void Commander::HandleResponseMessage(const IncomingMessage& message) {
     return;
   }
   std::string topic_device_id;
+  std::string topic_prefix;
   std::shared_ptr<Waiter> waiter;
   std::string_view outcome;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ || !response_pattern_.has_value()) return;
-    const std::optional<TopicMatch> match = response_pattern_->Match(message.topic);
+    std::optional<TenantTopicMatch> match;
+    if (options_.tenant_subscriptions) {
+      match = MatchInAnyTenant(*response_pattern_, message.topic);
+    } else if (std::optional<TopicMatch> plain = response_pattern_->Match(message.topic)) {
+      match = TenantTopicMatch{.topic_prefix = "", .match = *std::move(plain)};
+    }
     if (!match.has_value()) {
       outcome = kResponseMalformed;
     } else {
-      topic_device_id = match->device_id;
+      topic_device_id = match->match.device_id;
+      topic_prefix = match->topic_prefix;
       if (const auto it = waiters_.find(response->request_id); it != waiters_.end()) {
         waiter = it->second;
       } else if (const auto done = finished_.find(response->request_id); done != finished_.end()) {
@@ -519,7 +539,8 @@ void Commander::HandleResponseMessage(const IncomingMessage& message) {
     }
   }
   if (waiter != nullptr) {
-    if (!topic_device_id.empty() && topic_device_id != waiter->device_id) {
+    if ((!topic_device_id.empty() && topic_device_id != waiter->device_id) ||
+        topic_prefix != waiter->topic_prefix) {
       outcome = kResponseWrongDevice;
     } else {
       absl::MutexLock lock(&waiter->mu);

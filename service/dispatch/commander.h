@@ -79,6 +79,10 @@ struct CommanderOptions {
   // 3.1.1, which has no shared subscriptions): a plain subscription.
   bool shared_subscription = true;
   std::string share_group = "herald";
+  // Also subscribe the response topics of every tenant ("+/<filter>"),
+  // whose command and response topics lie under their prefix. Needed only
+  // when tenants other than "default" can call (authentication on).
+  bool tenant_subscriptions = false;
   // SendCommand calls allowed to wait at once on this replica.
   int max_waiting = 256;
   // Backoff between attempts: initial * 2^(n-1), capped, with jitter.
@@ -195,6 +199,7 @@ class Commander {
   LogLimiter device_warnings_{20, absl::Seconds(10)};
   std::optional<TopicPattern> response_pattern_;  // set by Start
   std::string subscription_filter_;                // set by Start
+  std::string tenant_subscription_filter_;         // set by Start; "" if none
 
   mutable absl::Mutex mu_;  // taken before any Waiter::mu, never while holding one
   absl::CondVar handover_cv_;

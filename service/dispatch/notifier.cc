@@ -24,6 +24,10 @@ absl::StatusOr<std::vector<ResolvedTarget>> Notifier::Resolve(
     const NotificationRequest& request, std::vector<std::string>* unresolved) {
   std::vector<ResolvedTarget> targets;
   if (request.target.kind == TargetKind::kTopic) {
+    if (!TopicWithinPrefix(request.target.values[0], request.topic_prefix)) {
+      return TopicOutsidePrefixError("target.topic", request.target.values[0], request.tenant_id,
+                                     request.topic_prefix);
+    }
     targets.push_back({.device_id = "", .topic = request.target.values[0]});
     return targets;
   }
@@ -35,6 +39,15 @@ absl::StatusOr<std::vector<ResolvedTarget>> Notifier::Resolve(
     if (!resolved_ids.insert(device.device_id).second) continue;
     absl::StatusOr<std::string> topic =
         NotificationTopicFor(device, options_.notification_topic_template);
+    // A tenant's template topics go under its prefix; a topic registered
+    // with the device was checked against it then (DeviceService), and is
+    // checked again in case the device predates the prefix rule.
+    if (topic.ok() && device.topic.empty()) {
+      topic = TopicUnderPrefix(request.topic_prefix, *topic);
+    } else if (topic.ok() && !TopicWithinPrefix(*topic, request.topic_prefix)) {
+      topic = TopicOutsidePrefixError("device.topic", *topic, request.tenant_id,
+                                      request.topic_prefix);
+    }
     if (!topic.ok()) {
       LogWarning("device skipped: no topic", {{"device_id", device.device_id},
                                               {"reason", topic.status().message()}});
@@ -52,16 +65,19 @@ absl::StatusOr<std::vector<ResolvedTarget>> Notifier::Resolve(
   return targets;
 }
 
-absl::StatusOr<SendOutcome> Notifier::Send(const NotificationRequest& request) {
+absl::StatusOr<Notifier::Prepared> Notifier::Prepare(const NotificationRequest& request) {
+  Prepared prepared;
   // The qos label comes from the caller: a value outside 0-2 (refused by
   // validation) is counted as -1, so that invalid requests cannot create
   // one time series per distinct value.
-  const int qos = request.options.qos >= 0 && request.options.qos <= 2 ? request.options.qos : -1;
+  prepared.qos =
+      request.options.qos >= 0 && request.options.qos <= 2 ? request.options.qos : -1;
+  const int qos = prepared.qos;
   if (absl::Status valid = ValidateNotificationRequest(request, options_.limits); !valid.ok()) {
     metrics_.NotificationAccepted(qos, "rejected", 0);
     return valid;
   }
-  SendOutcome outcome;
+  SendOutcome& outcome = prepared.outcome;
   absl::StatusOr<std::vector<ResolvedTarget>> targets =
       Resolve(request, &outcome.unresolved_device_ids);
   if (!targets.ok()) return targets.status();
@@ -77,7 +93,7 @@ absl::StatusOr<SendOutcome> Notifier::Send(const NotificationRequest& request) {
   const absl::Time start = request.options.send_time.has_value()
                                ? std::max(now, *request.options.send_time)
                                : now;
-  NotificationRecord record;
+  NotificationRecord& record = prepared.record;
   record.tenant_id = request.tenant_id;
   record.notification_id = NewUuid();
   record.target = request.target;
@@ -105,27 +121,78 @@ absl::StatusOr<SendOutcome> Notifier::Send(const NotificationRequest& request) {
                        : NotificationState::kAccepted;
     outcome.notification = std::move(record);
     metrics_.NotificationAccepted(qos, "validated", 0);
-    return outcome;
+    prepared.validated_only = true;
+    return prepared;
   }
+  prepared.targets = *std::move(targets);
+  return prepared;
+}
 
-  HERALD_ASSIGN_OR_RETURN(InsertedNotification inserted,
-                          notifications_.InsertNotification(record, *targets));
+absl::StatusOr<SendOutcome> Notifier::Finish(Prepared& prepared,
+                                             absl::StatusOr<InsertedNotification> inserted) {
+  if (!inserted.ok()) return inserted.status();
   HERALD_CRASH_POINT("after_commit");
-  outcome.duplicate = inserted.duplicate;
-  outcome.notification = std::move(inserted.notification);
+  SendOutcome& outcome = prepared.outcome;
+  outcome.duplicate = inserted->duplicate;
+  outcome.notification = std::move(inserted->notification);
   outcome.target_count = outcome.notification.counts.Total();
   if (outcome.duplicate) {
-    metrics_.NotificationAccepted(qos, "duplicate", 0);
+    metrics_.NotificationAccepted(prepared.qos, "duplicate", 0);
     outcome.unresolved_device_ids.clear();
   } else {
-    metrics_.NotificationAccepted(qos, "accepted", outcome.target_count);
+    metrics_.NotificationAccepted(prepared.qos, "accepted", outcome.target_count);
     LogDebug("notification accepted",
              {{"notification_id", outcome.notification.notification_id},
               {"targets", absl::StrCat(outcome.target_count)},
-              {"qos", absl::StrCat(qos)}});
-    if (wake_workers_) wake_workers_();
+              {"qos", absl::StrCat(prepared.qos)}});
   }
+  return std::move(outcome);
+}
+
+absl::StatusOr<SendOutcome> Notifier::Send(const NotificationRequest& request) {
+  absl::StatusOr<Prepared> prepared = Prepare(request);
+  if (!prepared.ok()) return prepared.status();
+  if (prepared->validated_only) return std::move(prepared->outcome);
+  absl::StatusOr<SendOutcome> outcome = Finish(
+      *prepared, notifications_.InsertNotification(prepared->record, prepared->targets));
+  if (outcome.ok() && !outcome->duplicate && wake_workers_) wake_workers_();
   return outcome;
+}
+
+std::vector<absl::StatusOr<SendOutcome>> Notifier::SendMany(
+    const std::vector<NotificationRequest>& requests) {
+  std::vector<absl::StatusOr<Prepared>> prepared;
+  prepared.reserve(requests.size());
+  std::vector<NotificationToInsert> to_insert;
+  std::vector<size_t> inserted_index;  // request index of each to_insert entry
+  for (size_t i = 0; i < requests.size(); ++i) {
+    prepared.push_back(Prepare(requests[i]));
+  }
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    if (prepared[i].ok() && !prepared[i]->validated_only) {
+      to_insert.push_back({.notification = &prepared[i]->record, .targets = &prepared[i]->targets});
+      inserted_index.push_back(i);
+    }
+  }
+  std::vector<absl::StatusOr<InsertedNotification>> inserted =
+      notifications_.InsertNotifications(to_insert);
+  std::vector<absl::StatusOr<SendOutcome>> outcomes(requests.size(),
+                                                    absl::InternalError("not sent"));
+  bool accepted_any = false;
+  for (size_t k = 0; k < inserted_index.size(); ++k) {
+    const size_t i = inserted_index[k];
+    outcomes[i] = Finish(*prepared[i], std::move(inserted[k]));
+    accepted_any |= outcomes[i].ok() && !outcomes[i]->duplicate;
+  }
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    if (!prepared[i].ok()) {
+      outcomes[i] = prepared[i].status();
+    } else if (prepared[i]->validated_only) {
+      outcomes[i] = std::move(prepared[i]->outcome);
+    }
+  }
+  if (accepted_any && wake_workers_) wake_workers_();
+  return outcomes;
 }
 
 }  // namespace herald

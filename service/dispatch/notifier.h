@@ -51,7 +51,28 @@ class Notifier {
   // key with different content, kUnavailable when the database is down.
   absl::StatusOr<SendOutcome> Send(const NotificationRequest& request);
 
+  // Several independent requests (a SendNotifications batch): each outcome
+  // as Send would give it, in order, but the accepted ones are committed
+  // together (NotificationStore::InsertNotifications), so a batch of 100
+  // costs a transaction or two, not 100.
+  std::vector<absl::StatusOr<SendOutcome>> SendMany(
+      const std::vector<NotificationRequest>& requests);
+
  private:
+  // A request validated, resolved and encoded, ready to insert.
+  struct Prepared {
+    int qos = -1;  // the metrics label
+    NotificationRecord record;
+    std::vector<ResolvedTarget> targets;
+    SendOutcome outcome;          // filled as far as known before the insert
+    bool validated_only = false;  // validate_only: `outcome` is the answer
+  };
+
+  absl::StatusOr<Prepared> Prepare(const NotificationRequest& request);
+  // Completes `prepared` with the insert's result (metrics and logs included).
+  absl::StatusOr<SendOutcome> Finish(Prepared& prepared,
+                                     absl::StatusOr<InsertedNotification> inserted);
+
   absl::StatusOr<std::vector<ResolvedTarget>> Resolve(const NotificationRequest& request,
                                                       std::vector<std::string>* unresolved);
 

@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "service/core/logging.h"
 #include "service/dispatch/command_payload.h"
@@ -34,14 +35,18 @@ absl::Status PresenceTracker::Start() {
     }
     started_ = true;
     pattern_ = *std::move(pattern);
+    filters_.push_back(pattern_->filter());
+    if (options_.tenant_for_prefix) filters_.push_back(AnyTenantFilter(*pattern_));
   }
   writer_ = std::thread([this] { WriteLoop(); });
-  if (absl::Status subscribed = provider_.Subscribe(
-          pattern_->filter(), 1, [this](const IncomingMessage& message) { HandleMessage(message); });
-      !subscribed.ok()) {
-    return subscribed;
+  for (const std::string& filter : filters_) {
+    if (absl::Status subscribed = provider_.Subscribe(
+            filter, 1, [this](const IncomingMessage& message) { HandleMessage(message); });
+        !subscribed.ok()) {
+      return subscribed;
+    }
   }
-  LogInfo("presence subscribed", {{"filter", pattern_->filter()}});
+  LogInfo("presence subscribed", {{"filter", absl::StrJoin(filters_, " ")}});
   return absl::OkStatus();
 }
 
@@ -66,8 +71,13 @@ void PresenceTracker::HandleMessage(const IncomingMessage& message) {
     if (!pattern_.has_value() || stopping_) return;
   }
   // pattern_ is immutable once set.
-  const std::optional<TopicMatch> match = pattern_->Match(message.topic);
-  if (!match.has_value()) {
+  std::optional<TenantTopicMatch> tenant_match;
+  if (options_.tenant_for_prefix) {
+    tenant_match = MatchInAnyTenant(*pattern_, message.topic);
+  } else if (std::optional<TopicMatch> plain = pattern_->Match(message.topic)) {
+    tenant_match = TenantTopicMatch{.topic_prefix = "", .match = *std::move(plain)};
+  }
+  if (!tenant_match.has_value()) {
     metrics_.PresenceReceived(kPresenceMalformed);
     if (int64_t suppressed = 0; device_warnings_.Allow(&suppressed)) {
       LogWarning("presence message on a topic outside --presence_topic_template skipped",
@@ -91,6 +101,7 @@ void PresenceTracker::HandleMessage(const IncomingMessage& message) {
     }
     return;
   }
+  const TopicMatch* match = &tenant_match->match;
   PresenceUpdate update{.device_id = match->device_id,
                         .online = *online,
                         .seen_time = received,
@@ -101,13 +112,15 @@ void PresenceTracker::HandleMessage(const IncomingMessage& message) {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
-    if (auto it = queued_.find(update.device_id); it != queued_.end()) {
-      it->second = std::move(update);
+    std::string key = absl::StrCat(tenant_match->topic_prefix, "/", update.device_id);
+    if (auto it = queued_.find(key); it != queued_.end()) {
+      it->second.update = std::move(update);
       outcome = kPresenceNotApplied;  // the queued one is superseded, never written
     } else if (queued_.size() >= options_.max_queued_devices) {
       outcome = kPresenceDropped;
     } else {
-      queued_.emplace(update.device_id, std::move(update));
+      queued_.emplace(std::move(key), Queued{.topic_prefix = tenant_match->topic_prefix,
+                                             .update = std::move(update)});
     }
   }
   if (!outcome.empty()) metrics_.PresenceReceived(outcome);
@@ -129,7 +142,7 @@ void PresenceTracker::WriteLoop() {
   absl::Duration backoff = options_.retry_min;
   std::optional<absl::Time> stop_deadline;
   while (true) {
-    std::vector<PresenceUpdate> batch;
+    std::vector<Queued> batch;
     {
       absl::MutexLock lock(&mu_);
       const auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
@@ -154,35 +167,17 @@ void PresenceTracker::WriteLoop() {
       writing_ = true;
     }
 
-    absl::StatusOr<std::vector<std::string>> changed =
-        devices_.UpdatePresence(options_.tenant_id, batch);
-
-    if (changed.ok()) {
-      const absl::flat_hash_set<std::string> applied(changed->begin(), changed->end());
-      for (const PresenceUpdate& update : batch) {
-        if (!applied.contains(update.device_id)) {
-          metrics_.PresenceReceived(kPresenceNotApplied);
-          LogDebug("presence not applied (unknown device, other metadata, or older)",
-                   {{"device_id", update.device_id}});
-        } else {
-          metrics_.PresenceReceived(update.online ? kPresenceOnline : kPresenceOffline);
-        }
-      }
-      backoff = options_.retry_min;
-      absl::MutexLock lock(&mu_);
-      writing_ = false;
-      continue;
-    }
-
-    LogWarning("presence updates not written; retrying",
-               {{"devices", absl::StrCat(batch.size())},
-                {"error", changed.status().message()},
-                {"retry_in", absl::FormatDuration(backoff)}});
+    std::vector<Queued> retry = WriteBatch(std::move(batch));
     absl::MutexLock lock(&mu_);
     writing_ = false;
+    if (retry.empty()) {
+      backoff = options_.retry_min;
+      continue;
+    }
     // Back into the queue, unless a newer message for the device came meanwhile.
-    for (PresenceUpdate& update : batch) {
-      auto [it, inserted] = queued_.try_emplace(update.device_id, update);
+    for (Queued& queued : retry) {
+      std::string key = absl::StrCat(queued.topic_prefix, "/", queued.update.device_id);
+      auto [it, inserted] = queued_.try_emplace(std::move(key), std::move(queued));
       if (!inserted) metrics_.PresenceReceived(kPresenceNotApplied);  // superseded
     }
     const auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
@@ -191,6 +186,69 @@ void PresenceTracker::WriteLoop() {
     mu_.AwaitWithTimeout(absl::Condition(&stopping), std::max(wait, absl::ZeroDuration()));
     backoff = std::min(backoff * 2, options_.retry_max);
   }
+}
+
+absl::StatusOr<std::optional<std::string>> PresenceTracker::TenantForPrefix(
+    const std::string& prefix) {
+  if (prefix.empty()) return std::optional<std::string>(options_.tenant_id);
+  const absl::Time now = absl::Now();
+  if (auto it = tenants_.find(prefix);
+      it != tenants_.end() && now - it->second.fetched < options_.tenant_cache_ttl) {
+    return it->second.tenant_id;
+  }
+  absl::StatusOr<std::string> tenant = options_.tenant_for_prefix(prefix);
+  std::optional<std::string> answer;
+  if (tenant.ok()) {
+    answer = *std::move(tenant);
+  } else if (!absl::IsNotFound(tenant.status())) {
+    return tenant.status();
+  }
+  // Bounded: prefixes come from device messages.
+  if (tenants_.size() >= options_.max_queued_devices) tenants_.clear();
+  tenants_[prefix] = CachedTenant{.tenant_id = answer, .fetched = now};
+  return answer;
+}
+
+std::vector<PresenceTracker::Queued> PresenceTracker::WriteBatch(std::vector<Queued> batch) {
+  // One UpdatePresence per tenant in the batch.
+  absl::flat_hash_map<std::string, std::vector<Queued>> by_prefix;
+  for (Queued& queued : batch) by_prefix[queued.topic_prefix].push_back(std::move(queued));
+  std::vector<Queued> retry;
+  for (auto& [prefix, group] : by_prefix) {
+    absl::StatusOr<std::optional<std::string>> tenant = TenantForPrefix(prefix);
+    absl::StatusOr<std::vector<std::string>> changed;
+    if (tenant.ok() && !tenant->has_value()) {
+      for (const Queued& queued : group) metrics_.PresenceReceived(kPresenceNotApplied);
+      LogDebug("presence not applied: no tenant has the topic prefix", {{"prefix", prefix}});
+      continue;
+    }
+    if (tenant.ok()) {
+      std::vector<PresenceUpdate> updates;
+      updates.reserve(group.size());
+      for (const Queued& queued : group) updates.push_back(queued.update);
+      changed = devices_.UpdatePresence(**tenant, updates);
+    } else {
+      changed = tenant.status();
+    }
+    if (!changed.ok()) {
+      LogWarning("presence updates not written; retrying",
+                 {{"devices", absl::StrCat(group.size())},
+                  {"error", changed.status().message()}});
+      for (Queued& queued : group) retry.push_back(std::move(queued));
+      continue;
+    }
+    const absl::flat_hash_set<std::string> applied(changed->begin(), changed->end());
+    for (const Queued& queued : group) {
+      if (!applied.contains(queued.update.device_id)) {
+        metrics_.PresenceReceived(kPresenceNotApplied);
+        LogDebug("presence not applied (unknown device, other metadata, or older)",
+                 {{"device_id", queued.update.device_id}});
+      } else {
+        metrics_.PresenceReceived(queued.update.online ? kPresenceOnline : kPresenceOffline);
+      }
+    }
+  }
+  return retry;
 }
 
 }  // namespace herald

@@ -30,13 +30,16 @@
 #ifndef HERALD_SERVICE_DISPATCH_PRESENCE_TRACKER_H_
 #define HERALD_SERVICE_DISPATCH_PRESENCE_TRACKER_H_
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "providers/provider.h"
@@ -50,7 +53,16 @@
 namespace herald {
 
 struct PresenceOptions {
-  std::string tenant_id = kDefaultTenant;  // whose devices the presence topics name
+  // Whose devices the presence topics name; with `tenant_for_prefix`, the
+  // tenant of topics without a prefix.
+  std::string tenant_id = kDefaultTenant;
+  // Set when tenants other than the default can exist: the tracker also
+  // subscribes every tenant's presence topics ("+/<filter>", see
+  // service/auth/tenant.h) and asks this function which tenant has the
+  // topic's first level as its prefix (kNotFound: none). Called from the
+  // writer thread only; answers are cached for tenant_cache_ttl.
+  std::function<absl::StatusOr<std::string>(const std::string& prefix)> tenant_for_prefix;
+  absl::Duration tenant_cache_ttl = absl::Minutes(1);
   std::string topic_template = kDefaultPresenceTopicTemplate;
   size_t max_queued_devices = 100000;  // devices with an update waiting to be written
   size_t batch_size = 500;             // updates per database round trip
@@ -90,13 +102,31 @@ class PresenceTracker {
   std::string subscription_filter() const;
 
  private:
+  // A presence update waiting to be written, and the topic prefix it came
+  // under ("" for the default topic space).
+  struct Queued {
+    std::string topic_prefix;
+    PresenceUpdate update;
+  };
+
   void WriteLoop();
+  // Writes `batch`; returns the updates to retry (the database failed).
+  std::vector<Queued> WriteBatch(std::vector<Queued> batch);
+  // The tenant of a prefix, cached; nullopt: no such tenant.
+  absl::StatusOr<std::optional<std::string>> TenantForPrefix(const std::string& prefix);
 
   DeviceStore& devices_;
   Provider& provider_;
   HeraldMetrics& metrics_;
   const PresenceOptions options_;
   std::optional<TopicPattern> pattern_;  // set by Start, before the subscription
+  std::vector<std::string> filters_;     // set by Start
+  // The writer thread's cache of TenantForPrefix answers.
+  struct CachedTenant {
+    std::optional<std::string> tenant_id;
+    absl::Time fetched;
+  };
+  absl::flat_hash_map<std::string, CachedTenant> tenants_;
   // Warnings about malformed messages: at most 20 lines per 10 s.
   LogLimiter device_warnings_{20, absl::Seconds(10)};
 
@@ -104,8 +134,9 @@ class PresenceTracker {
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  // The latest update per device, waiting to be written.
-  absl::flat_hash_map<std::string, PresenceUpdate> queued_ ABSL_GUARDED_BY(mu_);
+  // The latest update per device (keyed by prefix and device id), waiting to
+  // be written.
+  absl::flat_hash_map<std::string, Queued> queued_ ABSL_GUARDED_BY(mu_);
   std::thread writer_;
 };
 

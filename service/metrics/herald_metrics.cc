@@ -148,6 +148,15 @@ struct HeraldMetrics::Impl {
                                         "Presence messages received, by outcome (online, "
                                         "offline, not_applied, malformed, dropped)."),
                           {"outcome"}),
+        auth_requests(CounterFamily(registry, "herald_auth_requests_total",
+                                    "Calls by what authentication and admission decided "
+                                    "(accepted, unauthenticated, permission_denied, "
+                                    "unavailable, rate_limited)."),
+                      {"outcome"}),
+        auth_enabled(GaugeFamily(registry, "herald_auth_enabled",
+                                 "1 when callers must present an API key; 0 when "
+                                 "authentication is switched off.")
+                         .Add({})),
         mqtt_connected(GaugeFamily(registry, "herald_mqtt_connected",
                                    "1 while connected to the MQTT broker, else 0.")
                            .Add({})),
@@ -194,6 +203,8 @@ struct HeraldMetrics::Impl {
   prometheus::Gauge& commands_waiting;
   Children<prometheus::Counter> command_responses;
   Children<prometheus::Counter> presence_messages;
+  Children<prometheus::Counter> auth_requests;
+  prometheus::Gauge& auth_enabled;
   prometheus::Gauge& mqtt_connected;
   prometheus::Counter& mqtt_connections;
   prometheus::Counter& mqtt_reconnects;
@@ -240,6 +251,10 @@ HeraldMetrics::HeraldMetrics(prometheus::Registry& registry, std::string_view ve
                                    kPresenceMalformed, kPresenceDropped}) {
     impl_->presence_messages.Get({outcome});
   }
+  for (std::string_view outcome : {kAuthAccepted, kAuthUnauthenticated, kAuthPermissionDenied,
+                                   kAuthUnavailable, kAuthRateLimited}) {
+    impl_->auth_requests.Get({outcome});
+  }
 }
 
 HeraldMetrics::~HeraldMetrics() = default;
@@ -282,6 +297,12 @@ void HeraldMetrics::CommandResponseReceived(std::string_view outcome) {
 void HeraldMetrics::PresenceReceived(std::string_view outcome) {
   impl_->presence_messages.Get({outcome}).Increment();
 }
+
+void HeraldMetrics::CallAdmitted(std::string_view outcome) {
+  impl_->auth_requests.Get({outcome}).Increment();
+}
+
+void HeraldMetrics::SetAuthEnabled(bool enabled) { impl_->auth_enabled.Set(enabled ? 1 : 0); }
 
 void HeraldMetrics::SetMqttConnection(bool connected, int64_t connections, int64_t reconnects,
                                       int64_t in_flight) {

@@ -98,6 +98,14 @@ inline constexpr std::string_view kPresenceNotApplied = "not_applied";
 inline constexpr std::string_view kPresenceMalformed = "malformed";  // payload or topic invalid
 inline constexpr std::string_view kPresenceDropped = "dropped";  // queue full or write failed
 
+// Values of the `outcome` label of herald_auth_requests_total: how a call's
+// API key was judged.
+inline constexpr std::string_view kAuthAccepted = "accepted";
+inline constexpr std::string_view kAuthUnauthenticated = "unauthenticated";  // missing, wrong, revoked
+inline constexpr std::string_view kAuthPermissionDenied = "permission_denied";  // scope missing
+inline constexpr std::string_view kAuthUnavailable = "unavailable";  // key not checkable now
+inline constexpr std::string_view kAuthRateLimited = "rate_limited";  // tenant over its limit
+
 // Values of the `grpc_type` label.
 inline constexpr std::string_view kGrpcUnary = "unary";
 inline constexpr std::string_view kGrpcClientStream = "client_stream";
@@ -149,6 +157,11 @@ class HeraldMetrics final : public QueryObserver {
 
   // One presence message ended with `outcome` (kPresence*).
   void PresenceReceived(std::string_view outcome);
+
+  // A call's authentication and admission ended with `outcome` (kAuth*).
+  void CallAdmitted(std::string_view outcome);
+  // 1 when callers must authenticate, 0 when --insecure_disable_auth is on.
+  void SetAuthEnabled(bool enabled);
 
   // The MQTT provider's state. `connections` and `reconnects` are the
   // provider's cumulative totals; the counters advance by the increase since

@@ -439,10 +439,26 @@ void PgNotificationStore::InsertBatch(const std::vector<PendingInsert*>& batch) 
 
 absl::StatusOr<InsertedNotification> PgNotificationStore::InsertNotification(
     const NotificationRecord& notification, const std::vector<ResolvedTarget>& targets) {
-  PendingInsert mine{.notification = &notification, .targets = &targets, .result = std::nullopt};
+  return std::move(InsertNotifications({{.notification = &notification, .targets = &targets}})[0]);
+}
+
+std::vector<absl::StatusOr<InsertedNotification>> PgNotificationStore::InsertNotifications(
+    const std::vector<NotificationToInsert>& entries) {
+  std::vector<PendingInsert> mine(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    mine[i] = {.notification = entries[i].notification,
+               .targets = entries[i].targets,
+               .result = std::nullopt};
+  }
+  const auto all_done = [&mine] {
+    for (const PendingInsert& entry : mine) {
+      if (!entry.result.has_value()) return false;
+    }
+    return true;
+  };
   absl::MutexLock lock(&batch_mu_);
-  insert_queue_.push_back(&mine);
-  while (!mine.result.has_value()) {
+  for (PendingInsert& entry : mine) insert_queue_.push_back(&entry);
+  while (!all_done()) {
     if (running_batches_ < max_insert_batches_ && !insert_queue_.empty()) {
       // Lead a batch: whatever is queued, this call's entry or not.
       std::vector<PendingInsert*> batch;
@@ -460,7 +476,10 @@ absl::StatusOr<InsertedNotification> PgNotificationStore::InsertNotification(
     }
     batch_done_.Wait(&batch_mu_);
   }
-  return *std::move(mine.result);
+  std::vector<absl::StatusOr<InsertedNotification>> results;
+  results.reserve(mine.size());
+  for (PendingInsert& entry : mine) results.push_back(*std::move(entry.result));
+  return results;
 }
 
 absl::StatusOr<NotificationRecord> PgNotificationStore::GetNotification(

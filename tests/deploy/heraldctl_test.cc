@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <regex>
 #include <string>
@@ -142,6 +143,8 @@ class HeraldctlTest : public ::testing::Test {
     }
     herald_ = new HeraldProcess(args);
     if (absl::Status started = herald_->Start(); !started.ok()) *error_ = started.ToString();
+    // heraldctl reads the key from the environment, as an operator's shell would pass it.
+    setenv("HERALD_API_KEY", herald_->api_key().c_str(), 1);
   }
 
   static void TearDownTestSuite() {
@@ -383,6 +386,27 @@ TEST_F(HeraldctlTest, ErrorsAndUsage) {
   CommandResult version = Ctl({"version"}, false);
   EXPECT_EQ(version.exit_code, 0);
   EXPECT_TRUE(absl::StartsWith(version.out, "heraldctl ")) << version.out;
+}
+
+TEST_F(HeraldctlTest, WithoutAnApiKeyTheCallIsRefusedWithAHint) {
+  unsetenv("HERALD_API_KEY");
+  CommandResult refused = Ctl({"stats"});
+  setenv("HERALD_API_KEY", herald_->api_key().c_str(), 1);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(refused.err, "UNAUTHENTICATED")) << refused.err;
+  EXPECT_TRUE(absl::StrContains(refused.err, "--api_key_file")) << refused.err;
+
+  // The same key from a file works.
+  const std::string key_file = absl::StrCat(::testing::TempDir(), "/heraldctl-key-", getpid());
+  {
+    std::ofstream out(key_file);
+    out << herald_->api_key() << "\n";
+  }
+  unsetenv("HERALD_API_KEY");
+  CommandResult from_file = Ctl({"--api_key_file=" + key_file, "stats"});
+  setenv("HERALD_API_KEY", herald_->api_key().c_str(), 1);
+  std::remove(key_file.c_str());
+  EXPECT_EQ(from_file.exit_code, 0) << from_file.err;
 }
 
 }  // namespace

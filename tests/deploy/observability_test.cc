@@ -276,7 +276,7 @@ class ObservabilityTest : public ::testing::Test {
     // lookup (a non-OK code), and one command (to a device that will not
     // answer).
     std::string SendTraffic() {
-      auto channel = grpc::CreateChannel(herald->grpc_target(), grpc::InsecureChannelCredentials());
+      auto channel = herald->NewChannel();
       auto device_stub = v1::DeviceService::NewStub(channel);
       auto notification_stub = v1::NotificationService::NewStub(channel);
       devices = std::make_unique<MqttRecorder>(TestServers::Get().mqtt_uri,

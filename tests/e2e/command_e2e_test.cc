@@ -130,8 +130,7 @@ class CommandE2ETest : public ::testing::Test {
       absl::Status started = replica.process->Start();
       ASSERT_TRUE(started.ok()) << started << "\n" << replica.process->ReadLog();
       replica.running = true;
-      replica.channel =
-          grpc::CreateChannel(replica.process->grpc_target(), grpc::InsecureChannelCredentials());
+      replica.channel = replica.process->NewChannel();
       replica.devices = v1::DeviceService::NewStub(replica.channel);
       replica.commands = v1::CommandService::NewStub(replica.channel);
       replicas_.push_back(std::move(replica));

@@ -58,8 +58,7 @@ class EndToEndTest : public ::testing::Test {
       *setup_error_ = started.ToString();
       return;
     }
-    channel_ = new std::shared_ptr<grpc::Channel>(
-        grpc::CreateChannel(herald_->grpc_target(), grpc::InsecureChannelCredentials()));
+    channel_ = new std::shared_ptr<grpc::Channel>(herald_->NewChannel());
   }
 
   static void TearDownTestSuite() {

@@ -185,7 +185,7 @@ absl::Status FaultHarness::Start() {
     replicas_.push_back(std::make_unique<HeraldProcess>(args));
     if (absl::Status started = replicas_.back()->Start(); !started.ok()) return started;
     channels_.push_back(
-        grpc::CreateChannel(replicas_.back()->grpc_target(), grpc::InsecureChannelCredentials()));
+        replicas_.back()->NewChannel());
   }
 
   recorder_ = std::make_unique<MqttRecorder>(

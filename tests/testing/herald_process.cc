@@ -15,7 +15,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "tests/testing/api_key_channel.h"
 
 namespace herald::testing {
 namespace {
@@ -152,8 +154,45 @@ bool HeraldProcess::Running() {
   return true;
 }
 
+// Runs `herald migrate` and `herald keys create` against the database named
+// in `args`; returns the key ("" when there is no --database_url or auth is
+// off).
+static absl::StatusOr<std::string> MakeApiKey(const std::vector<std::string>& args) {
+  std::string database_flag;
+  for (const std::string& arg : args) {
+    if (arg == "--insecure_disable_auth" || arg == "--insecure_disable_auth=true") return "";
+    if (absl::StartsWith(arg, "--database_url=")) database_flag = arg;
+  }
+  if (database_flag.empty()) return "";
+  std::string output;
+  absl::StatusOr<int> migrated = RunHerald({"migrate", database_flag}, &output);
+  if (!migrated.ok() || *migrated != 0) {
+    return absl::InternalError(absl::StrCat("herald migrate failed:\n", output));
+  }
+  absl::StatusOr<int> created = RunHerald({"keys", "create", database_flag, "--tenant=default",
+                                           "--scopes=all", "--key_name=test-harness"},
+                                          &output);
+  if (!created.ok() || *created != 0) {
+    return absl::InternalError(absl::StrCat("herald keys create failed:\n", output));
+  }
+  for (absl::string_view line : absl::StrSplit(output, '\n')) {
+    if (absl::StartsWith(line, "hk_")) return std::string(line);
+  }
+  return absl::InternalError(absl::StrCat("herald keys create printed no key:\n", output));
+}
+
+std::shared_ptr<grpc::Channel> HeraldProcess::NewChannel() const {
+  return CreateApiKeyChannel(grpc_target(), api_key_);
+}
+
 absl::Status HeraldProcess::Start(absl::Duration timeout) {
   if (pid_ > 0) return absl::FailedPreconditionError("herald is already running");
+  if (!key_made_) {
+    absl::StatusOr<std::string> key = MakeApiKey(args_);
+    if (!key.ok()) return key.status();
+    api_key_ = *std::move(key);
+    key_made_ = true;
+  }
   if (std::ifstream(log_path_).good()) log_path_ = TempLogPath();
   pid_ = Spawn(args_, log_path_, env_);
   if (pid_ < 0) return absl::InternalError("fork failed");

@@ -2,9 +2,14 @@
 // end-to-end tests. It listens on free ports, logs to a file that a failing
 // test prints, and stops with SIGTERM like Kubernetes stops it.
 //
+// Before its first start it applies the migrations and makes an API key
+// for the default tenant with every scope (with the real `herald keys
+// create`), unless the arguments switch authentication off;
+// NewChannel() sends that key with every call.
+//
 //   HeraldProcess herald({"--database_url=" + url, "--mqtt_uri=" + mqtt_uri});
 //   ASSERT_TRUE(herald.Start().ok());
-//   auto channel = grpc::CreateChannel(herald.grpc_target(), grpc::InsecureChannelCredentials());
+//   auto channel = herald.NewChannel();
 //   int exit_code = herald.Stop();  // SIGTERM, waits for exit
 #ifndef HERALD_TESTS_TESTING_HERALD_PROCESS_H_
 #define HERALD_TESTS_TESTING_HERALD_PROCESS_H_
@@ -17,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/channel.h"
 
 namespace herald::testing {
 
@@ -61,6 +67,12 @@ class HeraldProcess {
   void Kill();
 
   std::string grpc_target() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
+
+  // The API key made before the first start ("" if authentication is off or
+  // the arguments name no --database_url).
+  const std::string& api_key() const { return api_key_; }
+  // A plaintext channel to grpc_target() that sends api_key().
+  std::shared_ptr<grpc::Channel> NewChannel() const;
   int metrics_port() const { return metrics_port_; }
   const std::string& log_path() const { return log_path_; }
   std::string ReadLog() const;
@@ -68,6 +80,8 @@ class HeraldProcess {
  private:
   std::vector<std::string> args_;
   std::vector<std::pair<std::string, std::string>> env_;
+  std::string api_key_;
+  bool key_made_ = false;
   std::string log_path_;
   pid_t pid_ = -1;
   int last_exit_code_ = -1;

@@ -425,6 +425,131 @@ TEST_F(ConfigTest, MqttOptionsAreCheckedForServeOnly) {
   EXPECT_TRUE(ValidateConfig(config).ok());
 }
 
+// --- TLS on the gRPC port -------------------------------------------------
+// The PEM here is only shaped like PEM: what it holds is checked where the
+// credentials are built (tests/unit/api/server_credentials_test.cc).
+
+constexpr char kFakeCertificate[] =
+    "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+constexpr char kFakeKey[] = "-----BEGIN PRIVATE KEY-----\nkey-material\n-----END PRIVATE KEY-----\n";
+
+TEST_F(ConfigTest, GrpcTlsIsOffByDefault) {
+  absl::StatusOr<Config> config = ConfigFromFlags("serve", kNoEnv);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->grpc_tls_cert_file.empty());
+  EXPECT_TRUE(config->grpc_tls_key_pem.empty());
+  EXPECT_TRUE(config->grpc_tls_client_ca_file.empty());
+}
+
+TEST_F(ConfigTest, GrpcTlsFilesAreReadForServe) {
+  const std::string cert = WriteFile("tls_cert", kFakeCertificate);
+  const std::string key = WriteFile("tls_key", kFakeKey);
+  const std::string ca = WriteFile("tls_ca", kFakeCertificate);
+  SetFlag("grpc_tls_cert_file", cert);
+  SetFlag("grpc_tls_key_file", key);
+  SetFlag("grpc_tls_client_ca_file", ca);
+  SetFlag("database_url", "host=db");
+  absl::StatusOr<Config> config = ConfigFromFlags("serve", kNoEnv);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->grpc_tls_cert_file, cert);
+  EXPECT_EQ(config->grpc_tls_key_file, key);
+  EXPECT_EQ(config->grpc_tls_client_ca_file, ca);
+  EXPECT_THAT(config->grpc_tls_cert_pem, HasSubstr("-----BEGIN CERTIFICATE-----"));
+  EXPECT_THAT(config->grpc_tls_key_pem, HasSubstr("key-material"));
+  EXPECT_THAT(config->grpc_tls_client_ca_pem, HasSubstr("-----BEGIN CERTIFICATE-----"));
+  EXPECT_TRUE(ValidateConfig(*config).ok()) << ValidateConfig(*config);
+}
+
+TEST_F(ConfigTest, GrpcTlsFilesFromTheEnvironment) {
+  const EnvLookup env =
+      FakeEnv({{"HERALD_GRPC_TLS_CERT_FILE", WriteFile("tls_cert_env", kFakeCertificate)},
+               {"HERALD_GRPC_TLS_KEY_FILE", WriteFile("tls_key_env", kFakeKey)},
+               {"HERALD_GRPC_TLS_CLIENT_CA_FILE", WriteFile("tls_ca_env", kFakeCertificate)}});
+  ASSERT_TRUE(ApplyEnvironment(env).ok());
+  absl::StatusOr<Config> config = ConfigFromFlags("serve", env);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->grpc_tls_cert_pem.empty());
+  EXPECT_FALSE(config->grpc_tls_key_pem.empty());
+  EXPECT_FALSE(config->grpc_tls_client_ca_pem.empty());
+}
+
+TEST_F(ConfigTest, MissingGrpcTlsFileNamesFlagAndPath) {
+  const std::string absent = absl::StrCat(::testing::TempDir(), "/herald_config_test_no_key");
+  std::remove(absent.c_str());
+  SetFlag("grpc_tls_cert_file", WriteFile("tls_cert_ok", kFakeCertificate));
+  SetFlag("grpc_tls_key_file", absent);
+  absl::StatusOr<Config> config = ConfigFromFlags("serve", kNoEnv);
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(),
+              AllOf(HasSubstr("--grpc_tls_key_file: cannot read"), HasSubstr(absent)));
+  EXPECT_THAT(config.status().message(), Not(HasSubstr("--grpc_tls_cert_file")));
+}
+
+TEST_F(ConfigTest, UnreadableGrpcTlsFilesAreEachReported) {
+  SetFlag("grpc_tls_cert_file", ::testing::TempDir());  // a directory
+  SetFlag("grpc_tls_key_file", WriteFile("tls_key_empty", "\n"));
+  SetFlag("grpc_tls_client_ca_file", "/nonexistent/herald/ca.pem");
+  absl::StatusOr<Config> config = ConfigFromFlags("serve", kNoEnv);
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(),
+              AllOf(HasSubstr("--grpc_tls_cert_file: "), HasSubstr("is a directory"),
+                    HasSubstr("--grpc_tls_key_file: "), HasSubstr("is empty"),
+                    HasSubstr("--grpc_tls_client_ca_file: cannot read")));
+}
+
+TEST_F(ConfigTest, GrpcTlsFileMustBePem) {
+  // DER starts with a SEQUENCE tag; the bytes stand in for a key.
+  SetFlag("grpc_tls_cert_file", WriteFile("tls_cert_der", kFakeCertificate));
+  SetFlag("grpc_tls_key_file", WriteFile("tls_key_der", "\x30\x82\x01\x22secret-der-bytes"));
+  absl::StatusOr<Config> config = ConfigFromFlags("serve", kNoEnv);
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(),
+              AllOf(HasSubstr("--grpc_tls_key_file"), HasSubstr("holds no PEM block"),
+                    Not(HasSubstr("secret-der-bytes"))));
+}
+
+TEST_F(ConfigTest, MigrateDoesNotReadGrpcTlsFiles) {
+  SetFlag("grpc_tls_cert_file", "/nonexistent/herald/tls.crt");
+  SetFlag("grpc_tls_key_file", "/nonexistent/herald/tls.key");
+  SetFlag("database_url", "host=db");
+  absl::StatusOr<Config> config = ConfigFromFlags("migrate", kNoEnv);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(ValidateConfig(*config).ok());
+}
+
+TEST_F(ConfigTest, GrpcTlsCertificateAndKeyGoTogether) {
+  Config config = ValidServeConfig();
+  config.grpc_tls_cert_file = "/etc/herald/tls/tls.crt";
+  absl::Status status = ValidateConfig(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              HasSubstr("--grpc_tls_key_file: required with --grpc_tls_cert_file"));
+
+  config.grpc_tls_cert_file.clear();
+  config.grpc_tls_key_file = "/etc/herald/tls/tls.key";
+  status = ValidateConfig(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              HasSubstr("--grpc_tls_cert_file: required with --grpc_tls_key_file"));
+
+  config.grpc_tls_cert_file = "/etc/herald/tls/tls.crt";
+  EXPECT_TRUE(ValidateConfig(config).ok()) << ValidateConfig(config);
+}
+
+TEST_F(ConfigTest, GrpcTlsClientCaNeedsTheServerCertificate) {
+  Config config = ValidServeConfig();
+  config.grpc_tls_client_ca_file = "/etc/herald/tls/ca.crt";
+  absl::Status status = ValidateConfig(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("--grpc_tls_client_ca_file: mutual TLS needs TLS"),
+                    HasSubstr("--grpc_tls_cert_file"), HasSubstr("--grpc_tls_key_file")));
+
+  config.grpc_tls_cert_file = "/etc/herald/tls/tls.crt";
+  config.grpc_tls_key_file = "/etc/herald/tls/tls.key";
+  EXPECT_TRUE(ValidateConfig(config).ok()) << ValidateConfig(config);
+}
+
 // --- redaction --------------------------------------------------------------
 
 TEST(DescribeConfigTest, HoldsNoSecrets) {
@@ -442,6 +567,24 @@ TEST(DescribeConfigTest, HoldsNoSecrets) {
                     HasSubstr("mqtt_username=herald"), HasSubstr("delivery_workers=2"),
                     HasSubstr("postgresql://app:***@db/herald")));
   EXPECT_THAT(description, Not(HasSubstr("\n")));
+}
+
+TEST(DescribeConfigTest, ReportsGrpcTlsWithPathsButNoKeyMaterial) {
+  Config config;
+  EXPECT_THAT(DescribeConfig(config), AllOf(HasSubstr(" grpc_tls=off "),
+                                            HasSubstr(" grpc_tls_cert_file=- ")));
+  config.grpc_tls_cert_file = "/etc/herald/tls/tls.crt";
+  config.grpc_tls_key_file = "/etc/herald/tls/tls.key";
+  config.grpc_tls_key_pem = "-----BEGIN PRIVATE KEY-----\nkey-secret\n-----END PRIVATE KEY-----";
+  EXPECT_THAT(DescribeConfig(config),
+              AllOf(HasSubstr(" grpc_tls=tls "),
+                    HasSubstr(" grpc_tls_cert_file=/etc/herald/tls/tls.crt "),
+                    HasSubstr(" grpc_tls_key_file=/etc/herald/tls/tls.key "),
+                    Not(HasSubstr("key-secret")), Not(HasSubstr("BEGIN"))));
+  config.grpc_tls_client_ca_file = "/etc/herald/tls/ca.crt";
+  EXPECT_THAT(DescribeConfig(config),
+              AllOf(HasSubstr(" grpc_tls=mtls "),
+                    HasSubstr(" grpc_tls_client_ca_file=/etc/herald/tls/ca.crt ")));
 }
 
 // --- flags and help ---------------------------------------------------------
@@ -576,6 +719,15 @@ TEST_F(ParseConfigTest, CommandLineValueWinsOverEnvironmentFile) {
   absl::StatusOr<Config> config = Parse({"migrate", "--database_url=host=from-cli"});
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->database_url, "host=from-cli");
+}
+
+TEST_F(ParseConfigTest, GrpcTlsCertificateWithoutKeyIsRefused) {
+  absl::StatusOr<Config> config =
+      Parse({"serve", "--database_url=host=db",
+             absl::StrCat("--grpc_tls_cert_file=", WriteFile("tls_cert_alone", kFakeCertificate))});
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(),
+              HasSubstr("--grpc_tls_key_file: required with --grpc_tls_cert_file"));
 }
 
 }  // namespace

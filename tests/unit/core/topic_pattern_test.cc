@@ -97,6 +97,27 @@ TEST(TopicPatternTest, RefusesWhatCannotBeMappedBack) {
   EXPECT_THAT(TopicPattern::Compile("", "--t"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// Found by tests/fuzz/topic_pattern_fuzzer: Compile threw std::out_of_range
+// (a crash at start) when a {meta.KEY} placeholder's key held a '/', which
+// split the placeholder over two levels.
+TEST(TopicPatternTest, RefusesAMetadataKeyThatSpansLevels) {
+  EXPECT_THAT(TopicPattern::Compile("a/{meta.x/{dev}/b", "--t"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("{meta.x/{dev}")));
+  EXPECT_THAT(TopicPattern::Compile("homesync/{meta.home/id}/nodes/{device_id}", "--t"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("without '/'")));
+}
+
+// Found by tests/fuzz/topic_pattern_fuzzer: Match took "$SYS/..." for a
+// device, although no expansion of the template starts with '$' and the
+// filter ("+/...") never receives such a topic.
+TEST(TopicPatternTest, BrokerTopicsNeverMatch) {
+  const TopicPattern pattern = MustCompile("{device_id}/rpc-{owner_id}.out/{platform}");
+  EXPECT_EQ(pattern.filter(), "+/+/+");
+  EXPECT_EQ(pattern.Match("$x/rpc-y.out/z"), std::nullopt);
+  EXPECT_EQ(MustCompile("{device_id}").Match("$SYS"), std::nullopt);
+  EXPECT_THAT(pattern.Match("x/rpc-y.out/$z"), Optional(Field(&TopicMatch::platform, "$z")));
+}
+
 TEST(TopicPatternTest, MatchesDeviceChecksEveryRequiredValue) {
   Device device;
   device.device_id = "node-001";
@@ -127,6 +148,24 @@ TEST(TopicPatternTest, ExpandedTopicsMatchTheirOwnPattern) {
     ASSERT_TRUE(match.has_value()) << topic_template;
     EXPECT_TRUE(match->MatchesDevice(device)) << topic_template;
   }
+}
+
+TEST(TopicPatternTest, MatchInAnyTenantTellsThePrefix) {
+  absl::StatusOr<TopicPattern> pattern =
+      TopicPattern::Compile("devices/{device_id}/responses", "--t");
+  ASSERT_TRUE(pattern.ok()) << pattern.status();
+  EXPECT_EQ(AnyTenantFilter(*pattern), "+/devices/+/responses");
+  std::optional<TenantTopicMatch> plain = MatchInAnyTenant(*pattern, "devices/d1/responses");
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->topic_prefix, "");
+  EXPECT_EQ(plain->match.device_id, "d1");
+  std::optional<TenantTopicMatch> tenant = MatchInAnyTenant(*pattern, "acme/devices/d1/responses");
+  ASSERT_TRUE(tenant.has_value());
+  EXPECT_EQ(tenant->topic_prefix, "acme");
+  EXPECT_EQ(tenant->match.device_id, "d1");
+  EXPECT_FALSE(MatchInAnyTenant(*pattern, "$SYS/devices/d1/responses").has_value());
+  EXPECT_FALSE(MatchInAnyTenant(*pattern, "/devices/d1/responses").has_value());
+  EXPECT_FALSE(MatchInAnyTenant(*pattern, "a/b/devices/d1/responses").has_value());
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include "service/core/topic.h"
 
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -143,6 +144,20 @@ TEST(ValidateTopicTemplateTest, RejectsUnknownPlaceholders) {
       << "{meta.} names no key";
   EXPECT_THAT(ValidateTopicTemplate("devices/{}/n", "f"), InvalidNaming("f"));
   EXPECT_THAT(ValidateTopicTemplate("devices/{DEVICE_ID}/n", "f"), InvalidNaming("f"));
+}
+
+// Found by tests/fuzz/topic_pattern_fuzzer: a metadata key may not hide a
+// level separator or a second placeholder.
+TEST(ValidateTopicTemplateTest, RejectsMetadataKeysThatCouldSpanLevels) {
+  for (const std::string& topic_template : std::vector<std::string>{
+           "a/{meta.x/{dev}/b", "a/{meta.x/y}/b", "{meta.{}", "{meta.a+}", "{meta.#}",
+        std::string("{meta.a\0}", 9), "{meta.\xFF}"}) {
+    EXPECT_THAT(ValidateTopicTemplate(topic_template, "f"),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(StartsWith("f: "), HasSubstr("must be UTF-8 without '/'"))))
+        << topic_template;
+  }
+  EXPECT_THAT(ValidateTopicTemplate("a/{meta.home-id.v2}/b", "f"), IsOk());
 }
 
 TEST(ValidateTopicTemplateTest, RejectsUnbalancedBraces) {

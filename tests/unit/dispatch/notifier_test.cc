@@ -453,5 +453,77 @@ TEST_F(NotifierTest, CountsAcceptedNotificationsAndTargetsByQos) {
   EXPECT_EQ(Accepted("1", "accepted"), 0);
 }
 
+// --- Tenant topic prefixes --------------------------------------------------
+
+TEST_F(NotifierTest, TemplateTopicsGoUnderTheTenantsPrefix) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1"});
+  request.topic_prefix = "acme";
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(request));
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              ElementsAre(DeliveryTo("s1", "acme/devices/s1/notifications")));
+}
+
+TEST_F(NotifierTest, RawTopicsOutsideThePrefixArePermissionDenied) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest outside = Request(TargetKind::kTopic, {"globex/broadcast"});
+  outside.topic_prefix = "acme";
+  EXPECT_THAT(notifier.Send(outside),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("target.topic")));
+  NotificationRequest inside = Request(TargetKind::kTopic, {"acme/broadcast"});
+  inside.topic_prefix = "acme";
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(inside));
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              ElementsAre(DeliveryTo("", "acme/broadcast")));
+}
+
+TEST_F(NotifierTest, ADeviceTopicOutsideThePrefixDoesNotResolve) {
+  AddDevice("own-topic", "carol", {}, true, "elsewhere/own-topic");
+  Notifier notifier = MakeNotifier();
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"own-topic", "s1"});
+  request.topic_prefix = "acme";
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(request));
+  EXPECT_THAT(sent.unresolved_device_ids, ElementsAre("own-topic"));
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              ElementsAre(DeliveryTo("s1", "acme/devices/s1/notifications")));
+}
+
+// --- Batches ----------------------------------------------------------------
+
+TEST_F(NotifierTest, SendManyGivesEachRequestItsOwnOutcomeInOrder) {
+  Notifier notifier = MakeNotifier();
+  NotificationRequest preview = Request(TargetKind::kDeviceIds, {"s2"});
+  preview.validate_only = true;
+  std::vector<absl::StatusOr<SendOutcome>> sent =
+      notifier.SendMany({Request(TargetKind::kDeviceIds, {"s1"}),
+                         Request(TargetKind::kDeviceIds, {"nobody"}), preview,
+                         Request(TargetKind::kGroups, {"floor-2"})});
+  ASSERT_EQ(sent.size(), 4u);
+  ASSERT_TRUE(sent[0].ok()) << sent[0].status();
+  EXPECT_THAT(StoredDeliveries(sent[0]->notification.notification_id),
+              ElementsAre(DeliveryTo("s1", "devices/s1/notifications")));
+  EXPECT_THAT(sent[1], StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_TRUE(sent[2].ok()) << sent[2].status();
+  EXPECT_EQ(sent[2]->target_count, 1);
+  EXPECT_THAT(sent[2]->preview, ElementsAre(Field(&ResolvedTarget::device_id, "s2")));
+  ASSERT_TRUE(sent[3].ok()) << sent[3].status();
+  EXPECT_EQ(sent[3]->target_count, 2);
+  EXPECT_NE(sent[0]->notification.notification_id, sent[3]->notification.notification_id);
+  EXPECT_EQ(Accepted("1", "accepted"), 2);
+  EXPECT_EQ(Accepted("1", "validated"), 1);
+  EXPECT_EQ(wakes_, 1) << "one wake for the whole batch";
+}
+
+TEST_F(NotifierTest, SendManyReportsAFailedInsertOnItsEntry) {
+  Notifier notifier = MakeNotifier();
+  notifications_.FailNextCalls(absl::UnavailableError("db down"), 1, "InsertNotification");
+  std::vector<absl::StatusOr<SendOutcome>> sent = notifier.SendMany(
+      {Request(TargetKind::kDeviceIds, {"s1"}), Request(TargetKind::kDeviceIds, {"s3"})});
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_THAT(sent[0], StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_TRUE(sent[1].ok()) << sent[1].status();
+  EXPECT_EQ(sent[1]->target_count, 1);
+}
+
 }  // namespace
 }  // namespace herald
