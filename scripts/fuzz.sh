@@ -15,7 +15,9 @@ CXX=clang++ cmake -S tests/fuzz -B "${build_dir}" -G Ninja -DCMAKE_BUILD_TYPE=Re
 cmake --build "${build_dir}" -j "$(nproc)"
 mkdir -p "${build_dir}/artifacts" "${build_dir}/corpus"
 status=0
-for fuzzer in topic_fuzzer validation_fuzzer page_token_fuzzer; do
+# Keep this list in step with tests/fuzz/CMakeLists.txt.
+for fuzzer in topic_fuzzer validation_fuzzer page_token_fuzzer topic_pattern_fuzzer \
+    command_payload_fuzzer; do
   mkdir -p "${build_dir}/corpus/${fuzzer}"
   echo "fuzzing ${fuzzer} for ${seconds}s"
   if ! "${build_dir}/${fuzzer}" -max_total_time="${seconds}" -print_final_stats=0 \

@@ -27,6 +27,7 @@
 #include "providers/mqtt/mqtt_uri.h"
 #include "providers/mqtt/paho_status.h"
 #include "providers/mqtt/tcp_probe.h"
+#include "providers/mqtt/tls_probe.h"
 #include "providers/mqtt/topic_filter.h"
 #include "service/core/topic.h"
 #include "service/core/logging.h"
@@ -431,6 +432,36 @@ std::string MqttProvider::RetryInLocked() const {
                   absl::Milliseconds(1)));
 }
 
+std::string MqttProvider::ExplainTlsFailure(const std::string& host, int port,
+                                            absl::Duration timeout) const {
+  // The same handshake once more, with OpenSSL directly: Paho does not say
+  // which check failed.
+  const absl::Status handshake = ProbeTlsHandshake(host, port,
+                                                   {.ca_file = options_.ca_file,
+                                                    .cert_file = options_.cert_file,
+                                                    .key_file = options_.key_file,
+                                                    .key_password = options_.key_password,
+                                                    .verify = options_.tls_verify},
+                                                   timeout);
+  switch (handshake.code()) {
+    case absl::StatusCode::kFailedPrecondition:
+      return absl::StrCat("TLS handshake failed: ", handshake.message(),
+                          " (see --mqtt_ca_file and --mqtt_tls_verify)");
+    case absl::StatusCode::kPermissionDenied:
+      return absl::StrCat("TLS handshake failed: ", handshake.message(),
+                          " (see --mqtt_cert_file, --mqtt_key_file and --mqtt_key_password_file)");
+    case absl::StatusCode::kInvalidArgument:  // names the file
+      return absl::StrCat("cannot set up TLS: ", handshake.message());
+    case absl::StatusCode::kOk:
+      break;
+    default:
+      return absl::StrCat("TLS handshake failed: ", handshake.message());
+  }
+  return "the port accepts TLS connections with these settings (a separate handshake "
+         "succeeded), but no MQTT session was established: not an MQTT listener (wss:// needs "
+         "a websockets listener), or the broker closed the connection (see its log)";
+}
+
 void MqttProvider::ExplainConnectFailure(uint64_t attempt) {
   const absl::Duration timeout = std::min(options_.connect_timeout, kMaxProbeTimeout);
   std::vector<std::string> reasons;
@@ -442,13 +473,7 @@ void MqttProvider::ExplainConnectFailure(uint64_t attempt) {
     if (!reachable.ok()) {
       reason = std::string(reachable.message());
     } else if (uri->tls) {
-      reason = absl::StrCat(
-          "TLS handshake failed (the port accepts TCP connections): most likely the broker's "
-          "certificate was not accepted (signed by a CA not in ",
-          options_.ca_file.empty() ? "the system trust store" : "--mqtt_ca_file",
-          ", expired, or not issued for host \"", uri->host,
-          "\"; see --mqtt_ca_file and --mqtt_tls_verify) or the broker refused the client "
-          "certificate");
+      reason = ExplainTlsFailure(uri->host, uri->port, timeout);
     } else {
       reason =
           "the port accepts TCP connections, but no MQTT session was established (not an MQTT "

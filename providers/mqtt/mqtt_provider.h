@@ -169,9 +169,14 @@ class MqttProvider final : public Provider {
   void OnSubscribeDone(uint64_t subscription_id, bool ok, int rc, int reason_code);
 
   // The background thread: makes a connection attempt whenever one is due
-  // and, after a TCP/TLS failure, probes the broker's port to explain it.
+  // and, after a TCP/TLS failure, probes the broker's port (and repeats a
+  // TLS handshake) to explain it.
   void ReconnectLoop();
   void ExplainConnectFailure(uint64_t attempt);
+  // Why a TLS connection to `host`:`port`, which accepts TCP connections,
+  // failed: repeats the handshake with OpenSSL (tls_probe.h). Blocks up to
+  // `timeout`.
+  std::string ExplainTlsFailure(const std::string& host, int port, absl::Duration timeout) const;
 
   // Unsubscribes every "$share/..." filter, waiting up to
   // kDisconnectTimeout for the broker's answers (Stop, while connected).

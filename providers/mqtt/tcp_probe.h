@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace herald {
@@ -25,6 +26,11 @@ namespace herald {
 // anything). Otherwise kUnavailable naming the address and the system's
 // reason (e.g. "Connection refused", "timed out", a resolver error).
 absl::Status ProbeTcpConnect(const std::string& host, int port, absl::Duration timeout);
+
+// Like ProbeTcpConnect, but keeps the connection: a connected non-blocking
+// socket (the caller closes it), for a probe that goes on to talk (see
+// tls_probe.h). Errors as ProbeTcpConnect's.
+absl::StatusOr<int> OpenTcpConnection(const std::string& host, int port, absl::Time deadline);
 
 }  // namespace herald
 

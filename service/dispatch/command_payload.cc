@@ -1,6 +1,9 @@
 #include "service/dispatch/command_payload.h"
 
+#include <utility>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/struct.pb.h"
@@ -16,11 +19,43 @@ absl::Status Malformed(absl::string_view reason) {
   return absl::InvalidArgumentError(std::string(reason));
 }
 
+// Whether `json` nests arrays and objects more than `max_depth` levels deep
+// (brackets inside strings do not count). Linear, and it does not need
+// `json` to be well formed.
+bool NestedDeeperThan(absl::string_view json, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) return true;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 // A JSON object, or a reason why `payload` is not one.
 absl::StatusOr<google::protobuf::Struct> ParseObject(std::string_view payload) {
   const absl::string_view trimmed = absl::StripAsciiWhitespace(Av(payload));
   if (trimmed.empty()) return Malformed("empty payload");
   if (trimmed.front() != '{') return Malformed("not a JSON object");
+  // Checked first: Protobuf's parser takes time quadratic in the depth (a
+  // payload of 200 KB of brackets kept it busy for over a minute, on the
+  // thread that delivers every MQTT message).
+  if (NestedDeeperThan(trimmed, kMaxPayloadNesting + 1)) {
+    return Malformed(absl::StrCat("JSON nested too deeply (more than ", kMaxPayloadNesting,
+                                  " levels of arrays and objects inside the payload's object)"));
+  }
   google::protobuf::Struct object;
   const auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(trimmed.data(), trimmed.size()), &object);
@@ -47,11 +82,25 @@ std::string KindName(google::protobuf::Value::KindCase kind) {
   }
 }
 
-std::string ToJson(const google::protobuf::Value& value) {
+// `value` (the payload's `field`) as JSON text. Protobuf reads deeper
+// nesting than it writes back (33 to 61 levels of arrays); ParseObject's
+// limit stays within what it writes, and should writing fail all the same,
+// the response is refused rather than stored with broken JSON.
+absl::StatusOr<std::string> ToJson(const google::protobuf::Value& value,
+                                   absl::string_view field) {
   std::string json;
-  // Serializing a parsed Value cannot fail.
-  (void)google::protobuf::util::MessageToJsonString(value, &json);
+  if (!google::protobuf::util::MessageToJsonString(value, &json).ok()) {
+    return Malformed(absl::StrCat("\"", field, "\" is nested too deeply to be stored"));
+  }
   return json;
+}
+
+bool IsPlausibleRequestId(absl::string_view id) {
+  if (id.empty() || id.size() > kMaxRequestIdBytes) return false;
+  for (const unsigned char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
 }
 
 std::optional<bool> PresenceWord(absl::string_view word) {
@@ -98,9 +147,17 @@ absl::StatusOr<CommandResponse> ParseCommandResponse(std::string_view payload,
     }
     response.request_id = it->second.string_value();
   }
-  if (response.request_id.empty()) response.request_id = std::string(correlation_data);
+  const bool from_payload = !response.request_id.empty();
+  if (!from_payload) response.request_id = std::string(correlation_data);
   if (response.request_id.empty()) {
     return Malformed("no \"request_id\" (and no MQTT 5 correlation data)");
+  }
+  if (!IsPlausibleRequestId(response.request_id)) {
+    // Not echoed: it may be anything, of any length.
+    return Malformed(absl::StrCat(
+        from_payload ? "\"request_id\"" : "the request id in the MQTT 5 correlation data",
+        " must be 1 to ", kMaxRequestIdBytes, " printable ASCII characters (is ",
+        response.request_id.size(), " bytes)"));
   }
 
   const auto status = fields.find("status");
@@ -113,13 +170,17 @@ absl::StatusOr<CommandResponse> ParseCommandResponse(std::string_view payload,
   if (response.status.empty()) return Malformed("\"status\" must not be empty");
 
   if (const auto it = fields.find("result"); it != fields.end()) {
-    response.result_json = ToJson(it->second);
+    absl::StatusOr<std::string> result = ToJson(it->second, "result");
+    if (!result.ok()) return result.status();
+    response.result_json = *std::move(result);
   }
   if (const auto it = fields.find("error"); it != fields.end()) {
     if (it->second.kind_case() == google::protobuf::Value::kStringValue) {
       response.error = it->second.string_value();
     } else if (it->second.kind_case() != google::protobuf::Value::kNullValue) {
-      response.error = ToJson(it->second);
+      absl::StatusOr<std::string> error = ToJson(it->second, "error");
+      if (!error.ok()) return error.status();
+      response.error = *std::move(error);
     }
   }
   return response;
@@ -135,7 +196,8 @@ absl::StatusOr<bool> ParsePresencePayload(std::string_view payload) {
     trimmed = trimmed.substr(1, trimmed.size() - 2);
   }
   if (std::optional<bool> word = PresenceWord(trimmed); word.has_value()) return *word;
-  if (trimmed.front() != '{') {
+  // `trimmed` is empty for the payload "" (two quotes).
+  if (!absl::StartsWith(trimmed, "{")) {
     return Malformed(
         "expected {\"online\": true|false} or one of online, offline, true, false");
   }

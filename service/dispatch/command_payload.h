@@ -28,6 +28,17 @@ namespace herald {
 // and a small result, and it is stored with the command.
 inline constexpr size_t kMaxCommandResponseBytes = 256 * 1024;
 
+// A request id (the payload's or the correlation data) must be 1 to this
+// many printable ASCII characters: Herald's are UUIDs, and anything else
+// would only travel on to the database and the log.
+inline constexpr size_t kMaxRequestIdBytes = 128;
+
+// Arrays and objects nested deeper than this inside a response's or
+// presence message's object are refused as malformed: Protobuf cannot write
+// such a "result" back as JSON, and its parser slows down with the square
+// of the depth.
+inline constexpr int kMaxPayloadNesting = 32;
+
 // {"request_id","action","params":{...},"sent_at"} as UTF-8 JSON; sent_at in
 // RFC 3339 UTC with milliseconds.
 std::string EncodeCommandPayload(const std::string& request_id, const std::string& action,
@@ -40,8 +51,9 @@ std::string EncodeCommandPayload(const std::string& request_id, const std::strin
 // the payload's, else `correlation_data` (the MQTT 5 property, which Herald
 // sets to the request id on every command). kInvalidArgument, with a reason
 // fit for a log line, for anything else: not JSON, not an object, a field of
-// the wrong type, no request id at all, or more than
-// kMaxCommandResponseBytes.
+// the wrong type, no request id at all or one that is not 1 to
+// kMaxRequestIdBytes printable ASCII characters, values nested deeper than
+// kMaxPayloadNesting, or more than kMaxCommandResponseBytes.
 absl::StatusOr<CommandResponse> ParseCommandResponse(std::string_view payload,
                                                      std::string_view correlation_data);
 

@@ -3,6 +3,7 @@
 // (PRODUCT.md section 2, the HomeSync and Shelly seed documents).
 #include "service/dispatch/command_payload.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -89,6 +90,32 @@ TEST(CommandPayloadTest, RequestIdFromTheCorrelationDataUnderMqtt5) {
   EXPECT_THAT(ParseCommandResponse(R"({"status":"success"})", ""), Malformed("no \"request_id\""));
 }
 
+// Found by tests/integration/dispatch/hostile_messages_test: 60,000 bytes of
+// binary correlation data became the request id, went to the database
+// (which refused it as not UTF-8) and into a log line whole.
+TEST(CommandPayloadTest, RefusesRequestIdsHeraldCannotHaveIssued) {
+  const std::string longest(kMaxRequestIdBytes, 'r');
+  EXPECT_THAT(ParseCommandResponse(R"({"status":"success"})", longest),
+              IsOkAndHolds(::testing::Field(&CommandResponse::request_id, longest)));
+  EXPECT_THAT(ParseCommandResponse(R"({"status":"success"})", longest + "r"),
+              Malformed("the request id in the MQTT 5 correlation data must be 1 to 128 "
+                        "printable ASCII characters (is 129 bytes)"));
+  EXPECT_THAT(ParseCommandResponse(R"({"status":"success"})", std::string(60000, '\xc3')),
+              Malformed("(is 60000 bytes)"));
+  EXPECT_THAT(ParseCommandResponse(R"({"status":"success"})", std::string("a\0b", 3)),
+              Malformed("printable ASCII"));
+  for (const char* payload : {R"({"request_id":"a b","status":"success"})",
+                              R"({"request_id":"a\u0000b","status":"success"})",
+                              R"({"request_id":"caf\u00e9","status":"success"})",
+                              R"({"request_id":"a\nb","status":"success"})"}) {
+    EXPECT_THAT(ParseCommandResponse(payload, "corr"),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         ::testing::AllOf(HasSubstr("\"request_id\" must be 1 to 128 printable"),
+                                          ::testing::Not(HasSubstr("caf")))))
+        << payload;
+  }
+}
+
 TEST(CommandPayloadTest, RefusesMalformedResponsesWithAReason) {
   EXPECT_THAT(ParseCommandResponse("", ""), Malformed("empty payload"));
   EXPECT_THAT(ParseCommandResponse("on", ""), Malformed("not a JSON object"));
@@ -114,6 +141,51 @@ TEST(CommandPayloadTest, RefusesMalformedResponsesWithAReason) {
   EXPECT_THAT(ParseCommandResponse(huge, ""), Malformed("exceeds the limit"));
 }
 
+// Found by tests/fuzz/command_payload_fuzzer: Protobuf reads arrays nested
+// 33 to 61 deep but cannot write them back, and the response was accepted
+// with a truncated "result" that is not JSON (its jsonb column refuses it).
+// And found by tests/integration/dispatch/hostile_messages_test: Protobuf's
+// parser takes time quadratic in the depth, so 200 KB of brackets held the
+// MQTT delivery thread for over a minute. Deep payloads are refused before
+// parsing.
+TEST(CommandPayloadTest, RefusesJsonNestedTooDeep) {
+  const auto arrays = [](int depth) {
+    return absl::StrCat(std::string(depth, '['), "1", std::string(depth, ']'));
+  };
+  const auto objects = [](int depth) {
+    std::string open;
+    for (int i = 0; i < depth; ++i) open += "{\"k\":";
+    return absl::StrCat(open, "1", std::string(depth, '}'));
+  };
+  const auto response = [](const std::string& result) {
+    return absl::StrCat(R"({"request_id":"r","status":"success","result":)", result, "}");
+  };
+  for (const std::string& result : {arrays(kMaxPayloadNesting), objects(kMaxPayloadNesting)}) {
+    absl::StatusOr<CommandResponse> deepest = ParseCommandResponse(response(result), "");
+    ASSERT_TRUE(deepest.ok()) << deepest.status();
+    EXPECT_EQ(Parse(absl::StrCat("{\"x\":", deepest->result_json, "}")).fields_size(), 1);
+  }
+  // 100000 levels: 200 KB, under the size limit.
+  for (const int depth : {kMaxPayloadNesting + 1, 40, 61, 62, 10000, 100000}) {
+    EXPECT_THAT(ParseCommandResponse(response(arrays(depth)), ""),
+                Malformed("JSON nested too deeply"))
+        << depth;
+    EXPECT_THAT(ParseCommandResponse(
+                    absl::StrCat(R"({"request_id":"r","status":"error","error":)",
+                                 objects(std::min(depth, 10000)), "}"),
+                    ""),
+                Malformed("JSON nested too deeply"))
+        << depth;
+    EXPECT_THAT(ParsePresencePayload(absl::StrCat(R"({"online":true,"x":)", arrays(depth), "}")),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nested too deeply")))
+        << depth;
+  }
+  // Brackets inside strings are text.
+  EXPECT_THAT(ParseCommandResponse(response(absl::StrCat("\"", std::string(1000, '['), "\"")), ""),
+              IsOkAndHolds(::testing::Field(&CommandResponse::status, "success")));
+  EXPECT_THAT(ParseCommandResponse(response(R"("\"[[[[")"), ""), IsOkAndHolds(::testing::_));
+}
+
 TEST(CommandPayloadTest, PresenceJsonAsHomeSyncSendsIt) {
   EXPECT_THAT(ParsePresencePayload(
                   R"({ "online": false, "reason": "unexpected_disconnect" })"),
@@ -130,6 +202,17 @@ TEST(CommandPayloadTest, PresenceBareWordsAsShellySendsThem) {
   EXPECT_THAT(ParsePresencePayload("offline"), IsOkAndHolds(false));
   EXPECT_THAT(ParsePresencePayload(" Offline\n"), IsOkAndHolds(false));
   EXPECT_THAT(ParsePresencePayload("\"online\""), IsOkAndHolds(true));
+}
+
+// Found by tests/fuzz/command_payload_fuzzer: the payload "" (two quotes)
+// left nothing between the quotes, and the parser read its first character
+// (an assertion failure where Abseil's hardening is on).
+TEST(CommandPayloadTest, PresenceRefusesAnEmptyQuotedWord) {
+  for (const std::string payload : {"\"\"", " \"\"\n", "\"", "\" \""}) {
+    EXPECT_THAT(ParsePresencePayload(payload),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected {\"online\"")))
+        << payload;
+  }
 }
 
 TEST(CommandPayloadTest, PresenceRefusesAnythingElse) {
