@@ -9,7 +9,11 @@
 namespace herald {
 
 Authenticator::Authenticator(AuthStore& store, AuthenticatorOptions options)
-    : store_(store), options_(std::move(options)) {}
+    : store_(store),
+      options_(std::move(options)),
+      lookups_({.rate = options_.max_lookups_per_second,
+                .burst = options_.max_lookup_burst,
+                .clock = options_.clock}) {}
 
 absl::StatusOr<std::optional<ApiKeyRecord>> Authenticator::Lookup(const std::string& key_id) {
   const absl::Time now = options_.clock();
@@ -19,6 +23,11 @@ absl::StatusOr<std::optional<ApiKeyRecord>> Authenticator::Lookup(const std::str
                                        now - it->second.fetched < options_.cache_ttl) {
       return it->second.record;
     }
+  }
+  if (absl::Duration retry_after; !lookups_.TryAcquire("", 1, &retry_after)) {
+    return absl::UnavailableError(absl::StrCat(
+        "too many unknown API keys are being tried; retry in ",
+        absl::ToInt64Milliseconds(retry_after), " ms"));
   }
   absl::StatusOr<ApiKeyRecord> stored = store_.GetApiKey(key_id);
   std::optional<ApiKeyRecord> record;

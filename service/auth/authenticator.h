@@ -5,8 +5,10 @@
 // default), so an authenticated call costs a hash and a map lookup, not a
 // query; a revoked key stops working within that time on every replica.
 // Unknown key ids are cached too (negatively), so a flood of made-up keys
-// cannot turn into a flood of queries. The cache is bounded: when it is
-// full it is cleared, which only costs queries.
+// cannot turn into a flood of queries; and the queries for keys not in the
+// cache are themselves rate-limited (made-up key ids are free to invent),
+// beyond which calls with such keys are UNAVAILABLE for a moment. The cache
+// is bounded: when it is full it is cleared, which only costs queries.
 //
 //   Authenticator auth(store, {});
 //   absl::StatusOr<Caller> caller = auth.Authenticate("Bearer hk_...");
@@ -26,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "service/auth/auth_store.h"
+#include "service/auth/rate_limiter.h"
 #include "service/auth/tenant.h"
 
 namespace herald {
@@ -33,6 +36,9 @@ namespace herald {
 struct AuthenticatorOptions {
   absl::Duration cache_ttl = absl::Seconds(10);
   size_t max_cached_keys = 10000;
+  // Database lookups of keys not in the cache, per second and at once.
+  double max_lookups_per_second = 200;
+  double max_lookup_burst = 1000;
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
@@ -56,6 +62,7 @@ class Authenticator {
 
   AuthStore& store_;
   const AuthenticatorOptions options_;
+  TenantRateLimiter lookups_;  // one bucket, for every uncached lookup
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, CachedKey> cache_ ABSL_GUARDED_BY(mu_);
 };

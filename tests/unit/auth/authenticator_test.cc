@@ -122,5 +122,27 @@ TEST_F(AuthenticatorTest, AnUncachedKeyWithTheDatabaseAwayIsUnavailable) {
   EXPECT_THAT(authenticator_.Authenticate("Bearer " + token), IsOk());
 }
 
+TEST_F(AuthenticatorTest, UncachedLookupsAreRateLimited) {
+  FakeClock clock;
+  FakeAuthStore store;
+  Authenticator limited(store, {.max_lookups_per_second = 10,
+                                .max_lookup_burst = 10,
+                                .clock = [&clock] { return clock.Now(); }});
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<GeneratedApiKey> made_up = GenerateApiKey();
+    ASSERT_THAT(made_up, IsOk());
+    EXPECT_THAT(limited.Authenticate("Bearer " + made_up->token),
+                StatusIs(absl::StatusCode::kUnauthenticated));
+  }
+  absl::StatusOr<GeneratedApiKey> made_up = GenerateApiKey();
+  ASSERT_THAT(made_up, IsOk());
+  EXPECT_THAT(limited.Authenticate("Bearer " + made_up->token),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("too many unknown API keys")));
+  EXPECT_EQ(store.get_calls(), 10);
+  clock.Advance(absl::Milliseconds(100));
+  EXPECT_THAT(limited.Authenticate("Bearer " + made_up->token),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
 }  // namespace
 }  // namespace herald
