@@ -80,7 +80,8 @@ grpc::Status NotificationServiceImpl::SendNotifications(
     grpc::ServerContext* context, const v1::SendNotificationsRequest* request,
     v1::SendNotificationsResponse* response) {
   // Each entry is a notification: it costs one unit of the rate limit.
-  absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kNotify, std::max(1, request->requests_size()));
+  absl::StatusOr<Caller> caller =
+      guard_.Admit(context, Scope::kNotify, std::max(1, request->requests_size()));
   if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (request->requests_size() == 0) {
     return ToGrpcStatus(absl::InvalidArgumentError("requests: must hold at least one request"));

@@ -282,7 +282,8 @@ TEST_F(SecurityEndToEndTest, TenantsNeitherSeeNorReachEachOther) {
   absl::SleepFor(absl::Milliseconds(300));  // anything stray would have come by now
   std::vector<std::string> topics;
   for (const auto& message : recorder.Messages()) {
-    if (absl::StrContains(message.topic, "sensor-1") || absl::EndsWith(message.topic, "broadcast")) {
+    if (absl::StrContains(message.topic, "sensor-1") ||
+        absl::EndsWith(message.topic, "broadcast")) {
       topics.push_back(message.topic);
     }
   }
@@ -301,7 +302,8 @@ TEST_F(SecurityEndToEndTest, TenantsNeitherSeeNorReachEachOther) {
   v1::GetStatsRequest stats_request;
   v1::GetStatsResponse stats;
   grpc::ClientContext stats_context;
-  ASSERT_TRUE(v1::StatsService::NewStub(globex)->GetStats(&stats_context, stats_request, &stats).ok());
+  ASSERT_TRUE(
+      v1::StatsService::NewStub(globex)->GetStats(&stats_context, stats_request, &stats).ok());
   EXPECT_EQ(stats.notifications(), 0);
   EXPECT_EQ(stats.total().sent(), 0);
 }
@@ -313,7 +315,8 @@ TEST_F(SecurityEndToEndTest, ARevokedKeyIsRefusedWithinTheCacheTime) {
   v1::ListDevicesResponse response;
   {
     grpc::ClientContext context;
-    ASSERT_TRUE(v1::DeviceService::NewStub(channel)->ListDevices(&context, request, &response).ok());
+    ASSERT_TRUE(
+        v1::DeviceService::NewStub(channel)->ListDevices(&context, request, &response).ok());
   }
   std::string output;
   absl::StatusOr<int> revoked = RunHerald(
