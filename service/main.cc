@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -220,6 +221,17 @@ int Serve(const Config& config) {
   int grpc_port = 0;
   builder.AddListeningPort(config.grpc_address, grpc_credentials, &grpc_port);
   builder.SetMaxReceiveMessageSize(config.grpc_max_message_bytes);
+  // Each running call holds a thread of the sync server; bounded, so a flood
+  // of connections is refused (RESOURCE_EXHAUSTED), not served into OOM.
+  grpc::ResourceQuota quota("herald-grpc");
+  quota.SetMaxThreads(config.grpc_max_threads);
+  builder.SetResourceQuota(quota);
+  // The sync server starts a thread whenever every polling thread is busy
+  // and ends threads beyond MAX_POLLERS once idle: with the defaults (1..2)
+  // 64 concurrent callers meant a thread created and destroyed per call.
+  // Idle pollers are cheap; keep enough for the usual concurrency.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 128);
   builder.RegisterService(&device_service);
   builder.RegisterService(&notification_service);
   builder.RegisterService(&command_service);

@@ -224,6 +224,10 @@ ABSL_FLAG(int32_t, max_batch_notifications, herald::Defaults().max_batch_notific
           "Env HERALD_MAX_BATCH_NOTIFICATIONS.");
 ABSL_FLAG(int64_t, grpc_max_message_bytes, herald::Defaults().grpc_max_message_bytes,
           "Largest gRPC message accepted or sent, in bytes. Env HERALD_GRPC_MAX_MESSAGE_BYTES.");
+ABSL_FLAG(int32_t, grpc_max_threads, herald::Defaults().grpc_max_threads,
+          "Most threads the gRPC server runs calls on (each running call, waiting SendCommand "
+          "and open Watch stream holds one); beyond it new calls are RESOURCE_EXHAUSTED, so a "
+          "flood of connections cannot exhaust memory. Env HERALD_GRPC_MAX_THREADS.");
 ABSL_FLAG(std::string, grpc_tls_cert_file, "",
           "PEM certificate chain (the server's certificate first) for TLS on the gRPC port; with "
           "--grpc_tls_key_file the port speaks TLS only. Read at start. "
@@ -580,6 +584,7 @@ const std::vector<std::string>& ConfigFlagNames() {
       "max_targets_per_request",
       "max_batch_notifications",
       "grpc_max_message_bytes",
+      "grpc_max_threads",
       "grpc_tls_cert_file",
       "grpc_tls_key_file",
       "grpc_tls_client_ca_file",
@@ -767,6 +772,7 @@ absl::StatusOr<Config> ConfigFromFlags(std::string command, const EnvLookup& get
   config.max_targets_per_request = absl::GetFlag(FLAGS_max_targets_per_request);
   config.max_batch_notifications = absl::GetFlag(FLAGS_max_batch_notifications);
   config.grpc_max_message_bytes = absl::GetFlag(FLAGS_grpc_max_message_bytes);
+  config.grpc_max_threads = absl::GetFlag(FLAGS_grpc_max_threads);
   config.grpc_tls_cert_file = absl::GetFlag(FLAGS_grpc_tls_cert_file);
   config.grpc_tls_key_file = absl::GetFlag(FLAGS_grpc_tls_key_file);
   config.grpc_tls_client_ca_file = absl::GetFlag(FLAGS_grpc_tls_client_ca_file);
@@ -907,6 +913,7 @@ absl::Status ValidateConfig(const Config& config) {
     CheckRange(errors, "max_batch_notifications", config.max_batch_notifications, 1, 10000);
     CheckRange(errors, "grpc_max_message_bytes", config.grpc_max_message_bytes, 1024,
                int64_t{1} << 30);
+    CheckRange(errors, "grpc_max_threads", config.grpc_max_threads, 16, 100000);
     const bool tls_cert = !config.grpc_tls_cert_file.empty();
     const bool tls_key = !config.grpc_tls_key_file.empty();
     if (tls_cert && !tls_key) {
@@ -1070,6 +1077,7 @@ std::string DescribeConfig(const Config& config) {
       " max_targets_per_request=", config.max_targets_per_request,
       " max_batch_notifications=", config.max_batch_notifications,
       " grpc_max_message_bytes=", config.grpc_max_message_bytes,
+      " grpc_max_threads=", config.grpc_max_threads,
       // Paths only: the key file's content is a secret.
       " grpc_tls=", config.grpc_tls_cert_file.empty()        ? "off"
                     : config.grpc_tls_client_ca_file.empty() ? "tls"

@@ -122,6 +122,7 @@ struct Config {
   int max_targets_per_request = 10000;
   int max_batch_notifications = 500;  // notifications in one SendNotifications
   int64_t grpc_max_message_bytes = 4 * 1024 * 1024;
+  int grpc_max_threads = 1024;  // threads of the sync gRPC server, waiting calls included
 
   absl::Duration shutdown_grace = absl::Seconds(20);
   LogLevel log_level = LogLevel::kInfo;

@@ -7,15 +7,20 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "herald/v1/command.grpc.pb.h"
@@ -414,6 +419,84 @@ TEST_F(SecurityEndToEndTest, ATenantsCommandsAndPresenceLiveUnderItsPrefix) {
   ASSERT_FALSE(device.commands().empty());
   EXPECT_EQ(device.commands()[0].topic, base + "/commands");
   EXPECT_EQ(device.commands()[0].response_topic, base + "/responses");
+}
+
+// A flood from one tenant: 16 callers firing 3,200 notifications at a
+// tenant limited to 100/s. What exceeds the budget is refused at once,
+// what was accepted is all stored, and memory stays small.
+TEST_F(SecurityEndToEndTest, AFloodIsRefusedCheaplyAndWhatWasAcceptedIsStored) {
+  HeraldProcess limited({"--database_url=" + *database_url_,
+                         "--mqtt_uri=" + TestServers::Get().mqtt_uri,
+                         absl::StrCat("--mqtt_client_id=herald-security-flood-", getpid()),
+                         "--tenant_rate_limit=100", "--tenant_rate_burst=100"});
+  ASSERT_TRUE(limited.Start().ok()) << limited.ReadLog();
+  const std::string tenant = "flood" + prefix_.substr(0, prefix_.size() - 1);
+  auto channel = CreateApiKeyChannel(limited.grpc_target(), MakeKey(tenant, "notify,stats"));
+
+  constexpr int kCallers = 16;
+  constexpr int kCallsEach = 200;
+  std::atomic<int> accepted{0};
+  std::atomic<int> exhausted{0};
+  std::atomic<int> other{0};
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c) {
+    callers.emplace_back([&] {
+      auto stub = v1::NotificationService::NewStub(channel);
+      v1::SendNotificationRequest request;
+      request.mutable_target()->set_topic(tenant + "/flood");
+      request.mutable_content()->set_title("flood");
+      request.mutable_options()->set_qos(0);
+      for (int i = 0; i < kCallsEach; ++i) {
+        v1::SendNotificationResponse response;
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+        const grpc::Status status = stub->SendNotification(&context, request, &response);
+        if (status.ok()) {
+          ++accepted;
+        } else if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+          ++exhausted;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  std::printf("flood: %d calls in %.2f s: %d accepted, %d refused\n", kCallers * kCallsEach,
+              seconds, accepted.load(), exhausted.load());
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(accepted + exhausted, kCallers * kCallsEach);
+  EXPECT_GE(accepted.load(), 100);
+  EXPECT_LE(accepted.load(), 100 + static_cast<int>(100 * seconds) + 5);
+
+  // Every accepted notification is stored, for this tenant.
+  v1::GetStatsRequest stats_request;
+  v1::GetStatsResponse stats;
+  grpc::ClientContext stats_context;
+  // The stats call itself may need to wait for a token.
+  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(
+      v1::StatsService::NewStub(channel)->GetStats(&stats_context, stats_request, &stats).ok());
+  EXPECT_EQ(stats.notifications(), accepted.load());
+
+  // Peak resident memory of the flooded replica.
+  std::ifstream status_file(absl::StrCat("/proc/", limited.pid(), "/status"));
+  std::string line;
+  int64_t peak_kb = 0;
+  while (std::getline(status_file, line)) {
+    if (absl::StartsWith(line, "VmHWM:")) {
+      ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(
+                                       absl::StripSuffix(line.substr(6), "kB")),
+                                   &peak_kb))
+          << line;
+    }
+  }
+  std::printf("flood: peak resident memory %lld MB\n", static_cast<long long>(peak_kb / 1024));
+  EXPECT_GT(peak_kb, 0);
+  EXPECT_LT(peak_kb, 150 * 1024);
+  EXPECT_EQ(limited.Stop(), 0);
 }
 
 }  // namespace
