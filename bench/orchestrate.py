@@ -165,13 +165,13 @@ def thread_cpu(pid):
     out = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return out
     for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/stat") as f:
                 text = f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # the thread or process ended
             continue
         fields = text.rsplit(")", 1)[1].split()
         out[tid] = (text[text.index("(") + 1:text.rindex(")")], int(fields[11]) + int(fields[12]))

@@ -1,5 +1,8 @@
 #include "service/dispatch/notifier.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -21,7 +24,8 @@ Notifier::Notifier(DeviceStore& devices, NotificationStore& notifications, Heral
       options_(std::move(options)) {}
 
 absl::StatusOr<std::vector<ResolvedTarget>> Notifier::Resolve(
-    const NotificationRequest& request, std::vector<std::string>* unresolved) {
+    const NotificationRequest& request, const DevicesById* prefetched,
+    std::vector<std::string>* unresolved) {
   std::vector<ResolvedTarget> targets;
   if (request.target.kind == TargetKind::kTopic) {
     if (!TopicWithinPrefix(request.target.values[0], request.topic_prefix)) {
@@ -31,8 +35,17 @@ absl::StatusOr<std::vector<ResolvedTarget>> Notifier::Resolve(
     targets.push_back({.device_id = "", .topic = request.target.values[0]});
     return targets;
   }
-  HERALD_ASSIGN_OR_RETURN(std::vector<Device> devices,
-                          devices_.ResolveTargets(request.tenant_id, request.target));
+  std::vector<Device> devices;
+  if (prefetched != nullptr && request.target.kind == TargetKind::kDeviceIds) {
+    for (const std::string& id : request.target.values) {
+      if (auto it = prefetched->find(id); it != prefetched->end()) devices.push_back(it->second);
+    }
+    // In device id order, as the store answers.
+    std::sort(devices.begin(), devices.end(),
+              [](const Device& a, const Device& b) { return a.device_id < b.device_id; });
+  } else {
+    HERALD_ASSIGN_OR_RETURN(devices, devices_.ResolveTargets(request.tenant_id, request.target));
+  }
   targets.reserve(devices.size());
   absl::flat_hash_set<std::string> resolved_ids;
   for (const Device& device : devices) {
@@ -65,7 +78,8 @@ absl::StatusOr<std::vector<ResolvedTarget>> Notifier::Resolve(
   return targets;
 }
 
-absl::StatusOr<Notifier::Prepared> Notifier::Prepare(const NotificationRequest& request) {
+absl::StatusOr<Notifier::Prepared> Notifier::Prepare(const NotificationRequest& request,
+                                                     const DevicesById* prefetched) {
   Prepared prepared;
   // The qos label comes from the caller: a value outside 0-2 (refused by
   // validation) is counted as -1, so that invalid requests cannot create
@@ -79,7 +93,7 @@ absl::StatusOr<Notifier::Prepared> Notifier::Prepare(const NotificationRequest& 
   }
   SendOutcome& outcome = prepared.outcome;
   absl::StatusOr<std::vector<ResolvedTarget>> targets =
-      Resolve(request, &outcome.unresolved_device_ids);
+      Resolve(request, prefetched, &outcome.unresolved_device_ids);
   if (!targets.ok()) return targets.status();
   if (targets->empty()) {
     metrics_.NotificationAccepted(qos, "rejected", 0);
@@ -165,8 +179,33 @@ std::vector<absl::StatusOr<SendOutcome>> Notifier::SendMany(
   prepared.reserve(requests.size());
   std::vector<NotificationToInsert> to_insert;
   std::vector<size_t> inserted_index;  // request index of each to_insert entry
+  // The device_ids targets of the batch resolve in one query (all requests
+  // of a batch are one tenant's), up to the per-request target limit.
+  std::optional<DevicesById> prefetched;
+  TargetSelector all_ids{.kind = TargetKind::kDeviceIds, .values = {}};
+  for (const NotificationRequest& request : requests) {
+    if (request.target.kind == TargetKind::kDeviceIds &&
+        request.tenant_id == requests[0].tenant_id &&
+        ValidateNotificationRequest(request, options_.limits).ok()) {
+      all_ids.values.insert(all_ids.values.end(), request.target.values.begin(),
+                            request.target.values.end());
+    }
+  }
+  if (all_ids.values.size() > 1 &&
+      all_ids.values.size() <= options_.limits.max_targets_per_request) {
+    absl::StatusOr<std::vector<Device>> devices =
+        devices_.ResolveTargets(requests[0].tenant_id, all_ids);
+    // On failure every request resolves on its own (and reports the error).
+    if (devices.ok()) {
+      prefetched.emplace();
+      for (Device& device : *devices) {
+        std::string id = device.device_id;
+        prefetched->emplace(std::move(id), std::move(device));
+      }
+    }
+  }
   for (size_t i = 0; i < requests.size(); ++i) {
-    prepared.push_back(Prepare(requests[i]));
+    prepared.push_back(Prepare(requests[i], prefetched.has_value() ? &*prefetched : nullptr));
   }
   for (size_t i = 0; i < prepared.size(); ++i) {
     if (prepared[i].ok() && !prepared[i]->validated_only) {

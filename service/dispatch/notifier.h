@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "service/core/device_store.h"
 #include "service/core/notification_store.h"
@@ -68,12 +69,19 @@ class Notifier {
     bool validated_only = false;  // validate_only: `outcome` is the answer
   };
 
-  absl::StatusOr<Prepared> Prepare(const NotificationRequest& request);
+  // The devices of a batch's device_ids targets, looked up together.
+  using DevicesById = absl::flat_hash_map<std::string, Device>;
+
+  // `prefetched`, if set, holds every device that a device_ids target can
+  // resolve to (SendMany looks them up in one query).
+  absl::StatusOr<Prepared> Prepare(const NotificationRequest& request,
+                                   const DevicesById* prefetched = nullptr);
   // Completes `prepared` with the insert's result (metrics and logs included).
   absl::StatusOr<SendOutcome> Finish(Prepared& prepared,
                                      absl::StatusOr<InsertedNotification> inserted);
 
   absl::StatusOr<std::vector<ResolvedTarget>> Resolve(const NotificationRequest& request,
+                                                      const DevicesById* prefetched,
                                                       std::vector<std::string>* unresolved);
 
   DeviceStore& devices_;

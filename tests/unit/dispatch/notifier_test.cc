@@ -525,5 +525,25 @@ TEST_F(NotifierTest, SendManyReportsAFailedInsertOnItsEntry) {
   EXPECT_EQ(sent[1]->target_count, 1);
 }
 
+TEST_F(NotifierTest, SendManyResolvesTheBatchsDeviceIdsInOneQuery) {
+  Notifier notifier = MakeNotifier();
+  std::vector<absl::StatusOr<SendOutcome>> sent = notifier.SendMany(
+      {Request(TargetKind::kDeviceIds, {"s3", "s1"}), Request(TargetKind::kDeviceIds, {"s2"}),
+       Request(TargetKind::kDeviceIds, {"off", "nobody"}),
+       Request(TargetKind::kDeviceIds, {"s1", "nobody"})});
+  EXPECT_EQ(devices_.resolve_calls(), 1);
+  ASSERT_EQ(sent.size(), 4u);
+  ASSERT_TRUE(sent[0].ok()) << sent[0].status();
+  EXPECT_THAT(StoredDeliveries(sent[0]->notification.notification_id),
+              ElementsAre(DeliveryTo("s1", "devices/s1/notifications"),
+                          DeliveryTo("s3", "devices/s3/notifications")));
+  ASSERT_TRUE(sent[1].ok()) << sent[1].status();
+  EXPECT_EQ(sent[1]->target_count, 1);
+  // A disabled and an unknown device: nothing resolves, as with Send.
+  EXPECT_THAT(sent[2], StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_TRUE(sent[3].ok()) << sent[3].status();
+  EXPECT_THAT(sent[3]->unresolved_device_ids, ElementsAre("nobody"));
+}
+
 }  // namespace
 }  // namespace herald
