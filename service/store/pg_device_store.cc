@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "service/core/logging.h"
@@ -246,6 +247,7 @@ absl::StatusOr<std::vector<Device>> PgDeviceStore::ResolveTargets(const std::str
           "target: a raw topic names no devices; publish to it without resolving");
   }
   if (target.values.empty()) return std::vector<Device>();
+  if (target.kind == TargetKind::kDeviceIds) return ResolveDeviceIds(tenant_id, target.values);
   const std::string values = PgTextArrayLiteral(target.values);
   return RunPgOperation(*pool_, observer_, "resolve_targets", PgRetry::kOnLostConnection,
                         [&](PgSession& session) -> absl::StatusOr<std::vector<Device>> {
@@ -257,6 +259,76 @@ absl::StatusOr<std::vector<Device>> PgDeviceStore::ResolveTargets(const std::str
                           for (const pqxx::row& row : rows) devices.push_back(DeviceOf(row));
                           return devices;
                         });
+}
+
+absl::StatusOr<std::vector<Device>> PgDeviceStore::ResolveDeviceIds(
+    const std::string& tenant_id, const std::vector<std::string>& ids) {
+  constexpr int kMaxRunningResolves = 2;
+  constexpr size_t kMaxIdsPerQuery = 10000;
+  PendingResolve mine{.tenant_id = &tenant_id, .device_ids = &ids, .result = std::nullopt};
+  absl::MutexLock lock(&resolve_mu_);
+  resolve_queue_.push_back(&mine);
+  while (!mine.result.has_value()) {
+    if (running_resolves_ < kMaxRunningResolves && !resolve_queue_.empty()) {
+      // Lead a query: the front entry's tenant, as many ids as fit.
+      std::vector<PendingResolve*> batch;
+      size_t id_count = 0;
+      const std::string& tenant = *resolve_queue_.front()->tenant_id;
+      for (auto it = resolve_queue_.begin(); it != resolve_queue_.end();) {
+        PendingResolve* entry = *it;
+        if (*entry->tenant_id != tenant ||
+            (!batch.empty() && id_count + entry->device_ids->size() > kMaxIdsPerQuery)) {
+          ++it;
+          continue;
+        }
+        batch.push_back(entry);
+        id_count += entry->device_ids->size();
+        it = resolve_queue_.erase(it);
+      }
+      ++running_resolves_;
+      resolve_mu_.Unlock();
+      ResolveBatch(batch);
+      resolve_mu_.Lock();
+      --running_resolves_;
+      resolve_done_.SignalAll();
+      continue;
+    }
+    resolve_done_.Wait(&resolve_mu_);
+  }
+  return *std::move(mine.result);
+}
+
+void PgDeviceStore::ResolveBatch(const std::vector<PendingResolve*>& batch) {
+  std::vector<std::string> all_ids;
+  for (const PendingResolve* entry : batch) {
+    all_ids.insert(all_ids.end(), entry->device_ids->begin(), entry->device_ids->end());
+  }
+  const std::string values = PgTextArrayLiteral(all_ids);
+  absl::StatusOr<std::vector<Device>> devices = RunPgOperation(
+      *pool_, observer_, "resolve_targets", PgRetry::kOnLostConnection,
+      [&](PgSession& session) -> absl::StatusOr<std::vector<Device>> {
+        pqxx::nontransaction tx(session.connection());
+        const pqxx::result rows = tx.exec_prepared(session.Prepare(Statements().resolve_ids),
+                                                   *batch.front()->tenant_id, values);
+        std::vector<Device> found;
+        found.reserve(rows.size());
+        for (const pqxx::row& row : rows) found.push_back(DeviceOf(row));
+        return found;
+      });
+  if (batch.size() == 1 || !devices.ok()) {
+    for (PendingResolve* entry : batch) entry->result = devices;
+    return;
+  }
+  // Each entry gets its own devices, in device id order (the query's).
+  for (PendingResolve* entry : batch) {
+    const absl::flat_hash_set<std::string> wanted(entry->device_ids->begin(),
+                                                  entry->device_ids->end());
+    std::vector<Device> own;
+    for (const Device& device : *devices) {
+      if (wanted.contains(device.device_id)) own.push_back(device);
+    }
+    entry->result = std::move(own);
+  }
 }
 
 absl::StatusOr<std::vector<std::string>> PgDeviceStore::UpdatePresence(

@@ -9,11 +9,14 @@
 #ifndef HERALD_SERVICE_STORE_PG_DEVICE_STORE_H_
 #define HERALD_SERVICE_STORE_PG_DEVICE_STORE_H_
 
+#include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "service/core/device_store.h"
 #include "service/core/query_observer.h"
 #include "service/core/types.h"
@@ -43,6 +46,12 @@ class PgDeviceStore final : public DeviceStore {
   absl::Status DeleteDevice(const std::string& tenant_id, const std::string& device_id) override;
   // Ordered by device id. kInvalidArgument for a kTopic target, which names
   // no devices.
+  //
+  // Group lookup: concurrent device_ids lookups of one tenant share a query,
+  // the way concurrent inserts share a commit (PgNotificationStore): a call
+  // that finds fewer than two lookups running runs whatever is queued (up
+  // to 10,000 ids) as one `device_id = ANY(...)`; alone, a call is a query
+  // of its own, so nothing waits for company.
   absl::StatusOr<std::vector<Device>> ResolveTargets(const std::string& tenant_id,
                                                      const TargetSelector& target) override;
   // One UPDATE ... FROM unnest(...) for the whole batch; update_time is not
@@ -51,8 +60,24 @@ class PgDeviceStore final : public DeviceStore {
       const std::string& tenant_id, const std::vector<PresenceUpdate>& updates) override;
 
  private:
+  struct PendingResolve {
+    const std::string* tenant_id;
+    const std::vector<std::string>* device_ids;
+    std::optional<absl::StatusOr<std::vector<Device>>> result;
+  };
+
+  absl::StatusOr<std::vector<Device>> ResolveDeviceIds(const std::string& tenant_id,
+                                                       const std::vector<std::string>& ids);
+  // One query for every entry of `batch` (one tenant); fills their results.
+  void ResolveBatch(const std::vector<PendingResolve*>& batch);
+
   PgConnectionPool* const pool_;
   QueryObserver* const observer_;
+
+  absl::Mutex resolve_mu_;
+  absl::CondVar resolve_done_;
+  std::deque<PendingResolve*> resolve_queue_ ABSL_GUARDED_BY(resolve_mu_);
+  int running_resolves_ ABSL_GUARDED_BY(resolve_mu_) = 0;
 };
 
 }  // namespace herald

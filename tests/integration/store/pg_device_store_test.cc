@@ -5,6 +5,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -291,6 +292,47 @@ TEST_F(PgDeviceStoreTest, ResolveByDeviceIdsReturnsEnabledKnownDevices) {
   ASSERT_TRUE(devices.ok()) << devices.status();
   EXPECT_EQ(Ids(*devices), (std::vector<std::string>{"a", "c"}));
   EXPECT_TRUE(observer_.Saw("resolve_targets"));
+}
+
+// Concurrent lookups share queries (group lookup); each still gets exactly
+// its own devices, of its own tenant, in id order.
+TEST_F(PgDeviceStoreTest, ConcurrentDeviceIdLookupsEachGetTheirOwnDevices) {
+  constexpr int kDevices = 64;
+  for (int i = 0; i < kDevices; ++i) {
+    MustCreate({.device_id = absl::StrFormat("dev-%02d", i), .enabled = i % 7 != 0});
+    MustCreate({.tenant_id = "other", .device_id = absl::StrFormat("dev-%02d", i)});
+  }
+  std::vector<std::thread> threads;
+  std::vector<std::string> failures(32);
+  for (int t = 0; t < 32; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) {
+        const int a = (t * 3 + round) % kDevices;
+        const int b = (t * 5 + round * 7 + 1) % kDevices;
+        const std::string tenant = t % 4 == 0 ? "other" : kDefaultTenant;
+        absl::StatusOr<std::vector<Device>> devices = store_->ResolveTargets(
+            tenant, {.kind = TargetKind::kDeviceIds,
+                     .values = {absl::StrFormat("dev-%02d", a), absl::StrFormat("dev-%02d", b),
+                                "missing"}});
+        std::set<std::string> expected;
+        for (int i : {a, b}) {
+          if (tenant == "other" || i % 7 != 0) expected.insert(absl::StrFormat("dev-%02d", i));
+        }
+        const std::vector<std::string> want(expected.begin(), expected.end());
+        if (!devices.ok()) {
+          failures[t] = devices.status().ToString();
+        } else if (Ids(*devices) != want) {
+          failures[t] = absl::StrCat("round ", round, ": wrong devices");
+        } else {
+          for (const Device& device : *devices) {
+            if (device.tenant_id != tenant) failures[t] = "a device of another tenant";
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < 32; ++t) EXPECT_EQ(failures[t], "") << "thread " << t;
 }
 
 TEST_F(PgDeviceStoreTest, ResolveByOwners) {
