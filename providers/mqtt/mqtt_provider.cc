@@ -36,6 +36,9 @@
 namespace herald {
 namespace {
 
+// How ExplainConnectFailure's verdicts begin (see OnConnectFailure).
+constexpr char kExplainedPrefix[] = "cannot connect to ";
+
 // MQTT 5 PUBACK/PUBREC reason code: accepted, but nobody subscribed.
 constexpr int kReasonNoMatchingSubscribers = 16;
 
@@ -411,12 +414,15 @@ void MqttProvider::OnConnectFailure(uint64_t attempt, int rc, int reason_code) {
     if (paho_uris_.size() > 1) {
       error = absl::StrCat("no broker of ", UrisText(), " accepted the connection: ", error);
     }
-    last_error_ = error;
-    ScheduleReconnectLocked();
     // Paho cannot tell a refused TCP connection from a failed TLS
     // handshake; the reconnect thread probes the port to say which, and
-    // logs the result.
-    if (rc == MQTTASYNC_FAILURE || rc == MQTTASYNC_SUCCESS) {
+    // logs the result. Until then the previous attempt's explanation, if
+    // any, stays the last error: Paho's generic text would hide it from a
+    // caller who looks in between.
+    const bool will_explain = rc == MQTTASYNC_FAILURE || rc == MQTTASYNC_SUCCESS;
+    if (!will_explain || !absl::StartsWith(last_error_, kExplainedPrefix)) last_error_ = error;
+    ScheduleReconnectLocked();
+    if (will_explain) {
       explain_attempt_ = attempt;
       return;
     }
@@ -484,7 +490,7 @@ void MqttProvider::ExplainConnectFailure(uint64_t attempt) {
                           : reason);
   }
   if (reasons.empty()) return;
-  std::string error = absl::StrCat("cannot connect to ", UrisText(), ": ",
+  std::string error = absl::StrCat(kExplainedPrefix, UrisText(), ": ",
                                    absl::StrJoin(reasons, "; "));
   std::string retry_in;
   {
