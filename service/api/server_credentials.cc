@@ -97,7 +97,7 @@ absl::StatusOr<PrivateKey> ParsePrivateKey(const std::string& pem) {
                   "decrypted in a file only Herald can read (openssl pkey -in KEY -out PLAIN)"));
   }
   return absl::InvalidArgumentError(
-      absl::StrCat(kKeyFlag, ": holds no private key that parses (\"-----BEGIN PRIVATE KEY-----\"): ",
+      absl::StrCat(kKeyFlag, ": holds no private key that parses (an unencrypted PEM key): ",
                    OpenSslReason()));
 }
 
