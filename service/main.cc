@@ -176,7 +176,8 @@ int Serve(const Config& config) {
                     {.notification_topic_template = config.notification_topic_template,
                      .max_payload_bytes = static_cast<size_t>(config.max_payload_bytes),
                      .limits = {.max_targets_per_request =
-                                    static_cast<size_t>(config.max_targets_per_request)}});
+                                    static_cast<size_t>(config.max_targets_per_request)},
+                     .handoff = &dispatcher});
 
   // Commands and presence subscribe through the provider; the subscriptions
   // are sent once the connection is up, and again after every reconnect

@@ -24,12 +24,22 @@ namespace herald {
 struct InsertedNotification {
   NotificationRecord notification;  // as stored (the earlier one for a duplicate)
   bool duplicate = false;           // an earlier request had the same idempotency key
+  // The delivery ids of the targets claimed at insert (the first
+  // `claim_count` of them, in target order); empty for a duplicate or when
+  // the store does not claim at insert.
+  std::vector<int64_t> claimed_delivery_ids;
 };
 
 // One entry of InsertNotifications; both pointers must stay valid for the call.
 struct NotificationToInsert {
   const NotificationRecord* notification;
   const std::vector<ResolvedTarget>* targets;
+  // Claim the first `claim_count` deliveries in the same transaction, as
+  // ClaimDueDeliveries would (one attempt counted, leased for `claim_lease`),
+  // so that the caller can publish them without a claim round trip. Only for
+  // a notification due now; a store may claim none (InsertNotification does).
+  int64_t claim_count = 0;
+  absl::Duration claim_lease = absl::ZeroDuration();
 };
 
 // Implementations are thread-safe. Errors: kUnavailable when the database
@@ -95,6 +105,18 @@ class NotificationStore {
   // states complete the delivery; kPending releases it to be retried after
   // `retry_after` (database clock). Unknown ids are ignored.
   virtual absl::Status RecordOutcomes(const std::vector<DeliveryOutcome>& outcomes) = 0;
+
+  // Moves the lease of deliveries this caller claimed and still holds (not
+  // yet published) to now() + `lease`, so that a slow broker does not send
+  // them back to the outbox unpublished; only pending rows change. Call it
+  // while the previous lease still runs. This default says kUnimplemented:
+  // the dispatcher then releases such deliveries instead.
+  virtual absl::Status ExtendLeases(const std::vector<int64_t>& delivery_ids,
+                                    absl::Duration lease) {
+    (void)delivery_ids;
+    (void)lease;
+    return absl::UnimplementedError("extend_leases: not supported by this store");
+  }
 
   // Totals of the tenant's deliveries (sent, succeeded, failed, by QoS and
   // provider), last sent time, and the number of notifications and devices.

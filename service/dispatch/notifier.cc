@@ -163,21 +163,70 @@ absl::StatusOr<SendOutcome> Notifier::Finish(Prepared& prepared,
   return std::move(outcome);
 }
 
+std::vector<absl::StatusOr<InsertedNotification>> Notifier::Insert(
+    const std::vector<Prepared*>& batch) {
+  DeliveryHandoff* const handoff = options_.handoff;
+  const absl::Time claim_started = absl::Now();
+  std::vector<NotificationToInsert> to_insert;
+  to_insert.reserve(batch.size());
+  for (Prepared* prepared : batch) {
+    const std::optional<absl::Time>& send_time = prepared->record.options.send_time;
+    const bool due_now = !send_time.has_value() || *send_time <= claim_started;
+    const int64_t claim =
+        handoff != nullptr && due_now
+            ? handoff->ReserveHandoff(static_cast<int64_t>(prepared->targets.size()))
+            : 0;
+    to_insert.push_back({.notification = &prepared->record,
+                         .targets = &prepared->targets,
+                         .claim_count = claim,
+                         .claim_lease = claim > 0 ? handoff->HandoffLease() : absl::ZeroDuration()});
+  }
+  std::vector<absl::StatusOr<InsertedNotification>> inserted =
+      notifications_.InsertNotifications(to_insert);
+  bool left_in_outbox = false;
+  for (size_t k = 0; k < batch.size(); ++k) {
+    const Prepared& prepared = *batch[k];
+    std::vector<ClaimedDelivery> claimed;
+    if (inserted[k].ok() && !inserted[k]->duplicate) {
+      const std::vector<int64_t>& ids = inserted[k]->claimed_delivery_ids;
+      const size_t count = std::min(ids.size(), prepared.targets.size());
+      if (ids.size() <= static_cast<size_t>(to_insert[k].claim_count)) {
+        claimed.resize(count);
+        for (size_t i = 0; i < count; ++i) {
+          ClaimedDelivery& delivery = claimed[i];
+          delivery.delivery_id = ids[i];
+          delivery.notification_id = prepared.record.notification_id;
+          delivery.topic = prepared.targets[i].topic;
+          delivery.qos = prepared.record.options.qos;
+          delivery.retain = prepared.record.options.retain;
+          delivery.payload = prepared.record.payload;
+          delivery.attempts = 1;
+          delivery.accept_time = inserted[k]->notification.create_time;
+          delivery.expire_time = prepared.record.expire_time;
+        }
+      }
+      left_in_outbox |= claimed.size() < prepared.targets.size();
+    }
+    if (to_insert[k].claim_count > 0) {
+      handoff->Handoff(std::move(claimed), to_insert[k].claim_count, claim_started);
+    }
+  }
+  if (left_in_outbox && wake_workers_) wake_workers_();
+  return inserted;
+}
+
 absl::StatusOr<SendOutcome> Notifier::Send(const NotificationRequest& request) {
   absl::StatusOr<Prepared> prepared = Prepare(request);
   if (!prepared.ok()) return prepared.status();
   if (prepared->validated_only) return std::move(prepared->outcome);
-  absl::StatusOr<SendOutcome> outcome = Finish(
-      *prepared, notifications_.InsertNotification(prepared->record, prepared->targets));
-  if (outcome.ok() && !outcome->duplicate && wake_workers_) wake_workers_();
-  return outcome;
+  return Finish(*prepared, std::move(Insert({&*prepared})[0]));
 }
 
 std::vector<absl::StatusOr<SendOutcome>> Notifier::SendMany(
     const std::vector<NotificationRequest>& requests) {
   std::vector<absl::StatusOr<Prepared>> prepared;
   prepared.reserve(requests.size());
-  std::vector<NotificationToInsert> to_insert;
+  std::vector<Prepared*> to_insert;
   std::vector<size_t> inserted_index;  // request index of each to_insert entry
   // The device_ids targets of the batch resolve in one query (all requests
   // of a batch are one tenant's), up to the per-request target limit.
@@ -209,19 +258,16 @@ std::vector<absl::StatusOr<SendOutcome>> Notifier::SendMany(
   }
   for (size_t i = 0; i < prepared.size(); ++i) {
     if (prepared[i].ok() && !prepared[i]->validated_only) {
-      to_insert.push_back({.notification = &prepared[i]->record, .targets = &prepared[i]->targets});
+      to_insert.push_back(&*prepared[i]);
       inserted_index.push_back(i);
     }
   }
-  std::vector<absl::StatusOr<InsertedNotification>> inserted =
-      notifications_.InsertNotifications(to_insert);
+  std::vector<absl::StatusOr<InsertedNotification>> inserted = Insert(to_insert);
   std::vector<absl::StatusOr<SendOutcome>> outcomes(requests.size(),
                                                     absl::InternalError("not sent"));
-  bool accepted_any = false;
   for (size_t k = 0; k < inserted_index.size(); ++k) {
     const size_t i = inserted_index[k];
     outcomes[i] = Finish(*prepared[i], std::move(inserted[k]));
-    accepted_any |= outcomes[i].ok() && !outcomes[i]->duplicate;
   }
   for (size_t i = 0; i < prepared.size(); ++i) {
     if (!prepared[i].ok()) {
@@ -230,7 +276,6 @@ std::vector<absl::StatusOr<SendOutcome>> Notifier::SendMany(
       outcomes[i] = std::move(prepared[i]->outcome);
     }
   }
-  if (accepted_any && wake_workers_) wake_workers_();
   return outcomes;
 }
 

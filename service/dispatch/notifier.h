@@ -1,7 +1,9 @@
 // Notifier: accepts a notification request. It validates it, resolves the
 // targets to topics (one database round trip), encodes the payload once, and
 // commits the notification with all its deliveries before returning, so
-// that nothing it acknowledged can be lost; then it wakes the delivery
+// that nothing it acknowledged can be lost. With a DeliveryHandoff, as many
+// deliveries as the local dispatcher can take are claimed in that same
+// transaction and handed straight to it; for the rest it wakes the delivery
 // workers. The API layer is a thin translation over it.
 //
 //   Notifier notifier(devices, notifications, metrics, wake, options);
@@ -19,6 +21,7 @@
 #include "service/core/notification_store.h"
 #include "service/core/types.h"
 #include "service/core/validation.h"
+#include "service/dispatch/delivery_handoff.h"
 #include "service/metrics/herald_metrics.h"
 
 namespace herald {
@@ -29,6 +32,9 @@ struct NotifierOptions {
   RequestLimits limits;
   // How many resolved targets a validate_only response lists.
   size_t max_preview_targets = 1000;
+  // Where deliveries claimed at insert go (the local dispatcher); none: every
+  // delivery waits in the outbox for a worker's claim.
+  DeliveryHandoff* handoff = nullptr;
 };
 
 // What Send reports back.
@@ -76,6 +82,10 @@ class Notifier {
   // resolve to (SendMany looks them up in one query).
   absl::StatusOr<Prepared> Prepare(const NotificationRequest& request,
                                    const DevicesById* prefetched = nullptr);
+  // Inserts the prepared notifications together, hands what was claimed at
+  // insert to the dispatcher and wakes the workers for the rest.
+  std::vector<absl::StatusOr<InsertedNotification>> Insert(
+      const std::vector<Prepared*>& batch);
   // Completes `prepared` with the insert's result (metrics and logs included).
   absl::StatusOr<SendOutcome> Finish(Prepared& prepared,
                                      absl::StatusOr<InsertedNotification> inserted);

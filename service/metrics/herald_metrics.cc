@@ -170,6 +170,12 @@ struct HeraldMetrics::Impl {
         mqtt_in_flight(GaugeFamily(registry, "herald_mqtt_in_flight",
                                    "Publishes awaiting the broker's acknowledgement.")
                            .Add({})),
+        deliveries_released(
+            CounterFamily(registry, "herald_deliveries_released_total",
+                          "Claimed deliveries given back to the outbox unpublished, due at "
+                          "once for any replica, by reason (lease: held in memory until two "
+                          "thirds of the lease passed; shutdown)."),
+            {"reason"}),
         backlog(GaugeFamily(registry, "herald_backlog_deliveries",
                             "Pending targets not yet delivered, retried ones included.")
                     .Add({})),
@@ -209,6 +215,7 @@ struct HeraldMetrics::Impl {
   prometheus::Counter& mqtt_connections;
   prometheus::Counter& mqtt_reconnects;
   prometheus::Gauge& mqtt_in_flight;
+  Children<prometheus::Counter> deliveries_released;
   prometheus::Gauge& backlog;
   Children<prometheus::Histogram> query_duration;
   Children<prometheus::Counter> query_errors;
@@ -324,6 +331,10 @@ void HeraldMetrics::SetMqttConnection(bool connected, int64_t connections, int64
   }
   if (new_connections > 0) impl_->mqtt_connections.Increment(static_cast<double>(new_connections));
   if (new_reconnects > 0) impl_->mqtt_reconnects.Increment(static_cast<double>(new_reconnects));
+}
+
+void HeraldMetrics::DeliveriesReleased(std::string_view reason, int64_t count) {
+  impl_->deliveries_released.Get({reason}).Increment(static_cast<double>(count));
 }
 
 void HeraldMetrics::SetBacklog(int64_t pending_deliveries) {

@@ -27,7 +27,7 @@
 //   herald_presence_messages_total{outcome}
 //   herald_mqtt_connected, herald_mqtt_connections_total,
 //   herald_mqtt_reconnects_total, herald_mqtt_in_flight
-//   herald_backlog_deliveries
+//   herald_backlog_deliveries, herald_deliveries_released_total{reason}
 //   herald_db_query_duration_seconds{operation}, herald_db_query_errors_total{operation}
 //   grpc_server_started_total{grpc_type,grpc_service,grpc_method}
 //   grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code}
@@ -173,6 +173,10 @@ class HeraldMetrics final : public QueryObserver {
 
   // Pending targets not yet delivered, across the deployment.
   void SetBacklog(int64_t pending_deliveries);
+
+  // `count` claimed deliveries given back to the outbox unpublished; reason
+  // "lease" (held in memory too long) or "shutdown".
+  void DeliveriesReleased(std::string_view reason, int64_t count);
 
   // An RPC started / finished. `type` is one of kGrpc*; `service` the full
   // service name ("herald.v1.DeviceService"); `method` the bare method name

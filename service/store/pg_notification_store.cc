@@ -24,8 +24,9 @@ constexpr char kDeliveriesList[] = "deliveries";
 // Delivery states as stored; they are DeliveryStateName's values (the
 // integration tests check that they agree).
 struct NotificationStatements {
-  PgStatement insert_notification, insert_deliveries, get_by_idempotency_key, get, list,
-      list_deliveries, cancel, claim, record_outcomes, stats, backlog;
+  PgStatement insert_notification, insert_deliveries, insert_claimed_deliveries,
+      get_by_idempotency_key, get, list,
+      list_deliveries, cancel, claim, extend_leases, record_outcomes, stats, backlog;
 };
 
 const NotificationStatements& Statements() {
@@ -77,6 +78,27 @@ const NotificationStatements& Statements() {
              " FROM notifications n, unnest($2::text[], $3::text[]) WITH ORDINALITY"
              " AS t(device_id, topic, position)"
              " WHERE n.notification_id = $1 ORDER BY t.position"},
+        // The same, with the first $4 deliveries claimed as the claim
+        // statement would (an attempt counted, leased until now() + $5);
+        // returns their ids in target order (identity values are drawn in
+        // the order of the rows inserted).
+        .insert_claimed_deliveries =
+            {"herald_insert_claimed_deliveries",
+             absl::StrCat(
+                 "WITH inserted AS (INSERT INTO deliveries (tenant_id, notification_id, device_id,"
+                 " topic, qos, retain, attempts, last_attempt_time, next_attempt_time,"
+                 " expire_time)"
+                 " SELECT n.tenant_id, n.notification_id, t.device_id, t.topic, n.qos, n.retain,"
+                 " CASE WHEN t.position <= $4 THEN 1 ELSE 0 END,"
+                 " CASE WHEN t.position <= $4 THEN now() END,"
+                 " CASE WHEN t.position <= $4 THEN now() + ",
+                 IntervalFromMicrosSql("$5"),
+                 " ELSE coalesce(n.send_time, now()) END, n.expire_time"
+                 " FROM notifications n, unnest($2::text[], $3::text[]) WITH ORDINALITY"
+                 " AS t(device_id, topic, position)"
+                 " WHERE n.notification_id = $1 ORDER BY t.position"
+                 " RETURNING delivery_id, attempts)"
+                 " SELECT delivery_id FROM inserted WHERE attempts > 0 ORDER BY delivery_id")},
         .get_by_idempotency_key = {"herald_get_notification_by_idempotency_key",
                                    absl::StrCat("SELECT ", columns, from_with_counts,
                                                 " WHERE n.tenant_id = $1"
@@ -151,6 +173,11 @@ const NotificationStatements& Statements() {
                  " AS expire_us"
                  " FROM claimed c JOIN notifications n ON n.notification_id = c.notification_id"
                  " WHERE c.state = 'pending' ORDER BY c.delivery_id")},
+        .extend_leases = {"herald_extend_leases",
+                          absl::StrCat("UPDATE deliveries SET next_attempt_time = now() + ",
+                                       IntervalFromMicrosSql("$2"),
+                                       " WHERE delivery_id = ANY($1::int8[])"
+                                       " AND state = 'pending'")},
         .record_outcomes = {"herald_record_outcomes",
                             absl::StrCat(
                                 "UPDATE deliveries d SET state = o.state,"
@@ -349,7 +376,8 @@ namespace {
 // for the rest of a batch.
 absl::StatusOr<InsertedNotification> InsertOne(PgSession& session, pqxx::work& tx,
                                                const NotificationRecord& notification,
-                                               const std::vector<ResolvedTarget>& targets) {
+                                               const std::vector<ResolvedTarget>& targets,
+                                               int64_t claim_count, absl::Duration claim_lease) {
   const NotificationStatements& statements = Statements();
   const pqxx::binarystring payload(notification.payload.data(), notification.payload.size());
   const pqxx::result inserted = tx.exec_prepared(
@@ -384,6 +412,7 @@ absl::StatusOr<InsertedNotification> InsertOne(PgSession& session, pqxx::work& t
     return InsertedNotification{.notification = std::move(earlier), .duplicate = true};
   }
 
+  std::vector<int64_t> claimed;
   if (!targets.empty()) {
     std::vector<std::string> device_ids;
     std::vector<std::string> topics;
@@ -393,14 +422,28 @@ absl::StatusOr<InsertedNotification> InsertOne(PgSession& session, pqxx::work& t
       device_ids.push_back(target.device_id);
       topics.push_back(target.topic);
     }
-    tx.exec_prepared(session.Prepare(statements.insert_deliveries), notification.notification_id,
-                     PgTextArrayLiteral(device_ids), PgTextArrayLiteral(topics));
+    claim_count = std::clamp<int64_t>(claim_count, 0, static_cast<int64_t>(targets.size()));
+    if (claim_count == 0) {
+      tx.exec_prepared(session.Prepare(statements.insert_deliveries),
+                       notification.notification_id, PgTextArrayLiteral(device_ids),
+                       PgTextArrayLiteral(topics));
+    } else {
+      const pqxx::result ids = tx.exec_prepared(
+          session.Prepare(statements.insert_claimed_deliveries), notification.notification_id,
+          PgTextArrayLiteral(device_ids), PgTextArrayLiteral(topics), claim_count,
+          std::max<int64_t>(0, absl::ToInt64Microseconds(claim_lease)));
+      claimed.reserve(ids.size());
+      for (const pqxx::row& row : ids) claimed.push_back(row[0].as<int64_t>());
+    }
   }
   InsertedNotification result;
+  result.claimed_delivery_ids = std::move(claimed);
   result.notification = notification;
   result.notification.create_time = TimeOf(inserted[0]["create_us"]);
   result.notification.counts = DeliveryStateCounts{};
   result.notification.counts.pending = static_cast<int64_t>(targets.size());
+  result.notification.counts.pending_attempted =
+      static_cast<int64_t>(result.claimed_delivery_ids.size());
   result.notification.state =
       DeriveNotificationState(result.notification.counts, inserted[0]["scheduled"].as<bool>());
   return result;
@@ -420,7 +463,8 @@ void PgNotificationStore::InsertBatch(const std::vector<PendingInsert*>& batch) 
         results.clear();
         pqxx::work tx(session.connection());
         for (const PendingInsert* entry : batch) {
-          results.push_back(InsertOne(session, tx, *entry->notification, *entry->targets));
+          results.push_back(InsertOne(session, tx, *entry->notification, *entry->targets,
+                                      entry->claim_count, entry->claim_lease));
         }
         tx.commit();
         return absl::OkStatus();
@@ -448,6 +492,8 @@ std::vector<absl::StatusOr<InsertedNotification>> PgNotificationStore::InsertNot
   for (size_t i = 0; i < entries.size(); ++i) {
     mine[i] = {.notification = entries[i].notification,
                .targets = entries[i].targets,
+               .claim_count = entries[i].claim_count,
+               .claim_lease = entries[i].claim_lease,
                .result = std::nullopt};
   }
   const auto all_done = [&mine] {
@@ -595,6 +641,21 @@ absl::StatusOr<std::vector<ClaimedDelivery>> PgNotificationStore::ClaimDueDelive
                           claimed.reserve(rows.size());
                           for (const pqxx::row& row : rows) claimed.push_back(ClaimedOf(row));
                           return claimed;
+                        });
+}
+
+absl::Status PgNotificationStore::ExtendLeases(const std::vector<int64_t>& delivery_ids,
+                                              absl::Duration lease) {
+  if (delivery_ids.empty()) return absl::OkStatus();
+  const std::string ids_literal = Int64ArrayLiteral(delivery_ids);
+  const int64_t lease_micros = std::max<int64_t>(0, absl::ToInt64Microseconds(lease));
+  // Idempotent: a retry after a lost reply only moves the lease a little later.
+  return RunPgOperation(*pool_, observer_, "extend_leases", PgRetry::kOnLostConnection,
+                        [&](PgSession& session) -> absl::Status {
+                          pqxx::nontransaction tx(session.connection());
+                          tx.exec_prepared(session.Prepare(Statements().extend_leases),
+                                           ids_literal, lease_micros);
+                          return absl::OkStatus();
                         });
 }
 

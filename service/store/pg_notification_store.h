@@ -67,7 +67,8 @@ class PgNotificationStore final : public NotificationStore {
       const NotificationRecord& notification, const std::vector<ResolvedTarget>& targets) override;
 
   // Queues every entry for the group commit at once, so a batch of 100
-  // takes one or two transactions instead of 100.
+  // takes one or two transactions instead of 100. Claims at insert as asked
+  // (NotificationToInsert::claim_count).
   std::vector<absl::StatusOr<InsertedNotification>> InsertNotifications(
       const std::vector<NotificationToInsert>& entries) override;
 
@@ -102,6 +103,10 @@ class PgNotificationStore final : public NotificationStore {
   // DeliveryState.
   absl::Status RecordOutcomes(const std::vector<DeliveryOutcome>& outcomes) override;
 
+  // One statement for all of them.
+  absl::Status ExtendLeases(const std::vector<int64_t>& delivery_ids,
+                            absl::Duration lease) override;
+
   // `sent` counts deliveries published at least once (attempts > 0),
   // whatever became of them; `succeeded` = delivered + no_subscriber +
   // received. Scans the tenant's deliveries: meant for an occasional
@@ -114,6 +119,8 @@ class PgNotificationStore final : public NotificationStore {
   struct PendingInsert {
     const NotificationRecord* notification;
     const std::vector<ResolvedTarget>* targets;
+    int64_t claim_count = 0;
+    absl::Duration claim_lease;
     std::optional<absl::StatusOr<InsertedNotification>> result;
   };
 

@@ -76,8 +76,9 @@ TEST_F(FaultTest, KillAfterCommitBeforeReply) {
   EXPECT_EQ(query.exec1("SELECT count(*) FROM notifications")[0].as<int64_t>(), figures.accepted);
 }
 
-// Crash after deliveries were claimed, before they were published: the
-// lease runs out and the restarted replica publishes them.
+// Crash after deliveries were claimed (by a worker, or at insert for the
+// handoff to the local dispatcher), before they were published: the lease
+// runs out and the restarted replica publishes them.
 TEST_F(FaultTest, KillAfterClaimBeforePublish) {
   auto harness = Make();
   ASSERT_NE(harness, nullptr);

@@ -386,6 +386,143 @@ TEST_F(PgNotificationStoreTest, ClaimRespectsMaxAndOrder) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// The handoff path: the first claim_count deliveries are claimed in the
+// insert's own transaction, as ClaimDueDeliveries would claim them.
+TEST_F(PgNotificationStoreTest, InsertClaimsTheFirstDeliveriesInTargetOrder) {
+  const std::vector<ResolvedTarget> targets = Targets(3);
+  const NotificationRecord record = Record("n1", targets);
+  std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications(
+      {{.notification = &record, .targets = &targets, .claim_count = 2,
+        .claim_lease = absl::Seconds(30)}});
+  ASSERT_EQ(inserted.size(), 1u);
+  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
+  EXPECT_FALSE(inserted[0]->duplicate);
+
+  const std::vector<DeliveryRecord> deliveries = AllDeliveries("n1");
+  ASSERT_EQ(deliveries.size(), 3u);
+  EXPECT_EQ(inserted[0]->claimed_delivery_ids,
+            (std::vector<int64_t>{deliveries[0].delivery_id, deliveries[1].delivery_id}))
+      << "the first two targets, in target order";
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(deliveries[i].state, DeliveryState::kPending) << i;
+    EXPECT_EQ(deliveries[i].attempts, 1) << i;
+    EXPECT_TRUE(deliveries[i].last_attempt_time.has_value()) << i;
+  }
+  EXPECT_EQ(deliveries[2].attempts, 0);
+  EXPECT_FALSE(deliveries[2].last_attempt_time.has_value());
+  EXPECT_EQ(MustGet("n1").counts.pending_attempted, 2);
+
+  // Leased: a worker's claim gets only the third.
+  const std::vector<ClaimedDelivery> claimed = MustClaim(10);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].delivery_id, deliveries[2].delivery_id);
+  EXPECT_EQ(claimed[0].attempts, 1);
+  EXPECT_TRUE(MustClaim(10).empty());
+
+  // The same request again (same idempotency key) claims nothing.
+  NotificationRecord keyed = Record("k1", targets);
+  keyed.options.idempotency_key = "order-42";
+  inserted = store_->InsertNotifications({{.notification = &keyed, .targets = &targets,
+                                           .claim_count = 2, .claim_lease = absl::Seconds(30)}});
+  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
+  EXPECT_EQ(inserted[0]->claimed_delivery_ids.size(), 2u);
+  NotificationRecord retry = keyed;
+  retry.notification_id = "k2";
+  inserted = store_->InsertNotifications({{.notification = &retry, .targets = &targets,
+                                           .claim_count = 2, .claim_lease = absl::Seconds(30)}});
+  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
+  EXPECT_TRUE(inserted[0]->duplicate);
+  EXPECT_TRUE(inserted[0]->claimed_delivery_ids.empty());
+  EXPECT_EQ(MustClaim(10).size(), 1u) << "only k1's unclaimed third delivery";
+  for (const DeliveryRecord& delivery : AllDeliveries("k1")) EXPECT_EQ(delivery.attempts, 1);
+}
+
+TEST_F(PgNotificationStoreTest, InsertClaimsPerEntryOfABatch) {
+  const std::vector<ResolvedTarget> three = Targets(3, "a");
+  const std::vector<ResolvedTarget> two = Targets(2, "b");
+  const std::vector<ResolvedTarget> none;
+  const NotificationRecord all = Record("all", three);
+  const NotificationRecord beyond = Record("beyond", two);
+  const NotificationRecord unclaimed = Record("unclaimed", three);
+  const NotificationRecord empty = Record("empty", none);
+  std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications({
+      {.notification = &all, .targets = &three, .claim_count = 3,
+       .claim_lease = absl::Seconds(30)},
+      {.notification = &beyond, .targets = &two, .claim_count = 5,
+       .claim_lease = absl::Seconds(30)},
+      {.notification = &unclaimed, .targets = &three},
+      {.notification = &empty, .targets = &none, .claim_count = 2,
+       .claim_lease = absl::Seconds(30)},
+  });
+  ASSERT_EQ(inserted.size(), 4u);
+  for (const auto& result : inserted) ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(inserted[0]->claimed_delivery_ids.size(), 3u);
+  EXPECT_EQ(inserted[1]->claimed_delivery_ids.size(), 2u) << "at most one per target";
+  EXPECT_TRUE(inserted[2]->claimed_delivery_ids.empty());
+  EXPECT_TRUE(inserted[3]->claimed_delivery_ids.empty());
+  for (const char* id : {"all", "beyond"}) {
+    for (const DeliveryRecord& delivery : AllDeliveries(id)) EXPECT_EQ(delivery.attempts, 1) << id;
+  }
+  const std::vector<ClaimedDelivery> claimed = MustClaim(10);
+  ASSERT_EQ(claimed.size(), 3u);
+  for (const ClaimedDelivery& delivery : claimed) EXPECT_EQ(delivery.notification_id, "unclaimed");
+}
+
+TEST_F(PgNotificationStoreTest, ExtendLeasesKeepsHeldDeliveriesFromBeingClaimed) {
+  const std::vector<ResolvedTarget> targets = Targets(2);
+  const NotificationRecord record = Record("n1", targets);
+  std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications(
+      {{.notification = &record, .targets = &targets, .claim_count = 2,
+        .claim_lease = absl::Seconds(1)}});
+  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
+  const std::vector<int64_t> held = inserted[0]->claimed_delivery_ids;
+  ASSERT_EQ(held.size(), 2u);
+  // Only the first one's lease is extended: the second comes back once its
+  // one-second lease is over, the first does not.
+  ASSERT_TRUE(store_->ExtendLeases({held[0]}, absl::Minutes(5)).ok());
+  std::vector<ClaimedDelivery> again;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        again = MustClaim(10);
+        return !again.empty();
+      },
+      absl::Seconds(15)));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].delivery_id, held[1]);
+  EXPECT_TRUE(MustClaim(10).empty()) << "the extended lease still holds";
+  // Finished deliveries are left alone; an empty list is fine.
+  ASSERT_TRUE(store_->RecordOutcomes({{.delivery_id = held[0],
+                                        .state = DeliveryState::kDelivered}}).ok());
+  ASSERT_TRUE(store_->ExtendLeases({held[0]}, absl::Minutes(5)).ok());
+  ASSERT_TRUE(store_->ExtendLeases({}, absl::Minutes(5)).ok());
+  auto delivery = store_->ListDeliveries(record.tenant_id, record.notification_id, 10, "");
+  ASSERT_TRUE(delivery.ok()) << delivery.status();
+  EXPECT_EQ(delivery->items[0].state, DeliveryState::kDelivered);
+}
+
+TEST_F(PgNotificationStoreTest, ClaimAtInsertIsLeasedLikeAnyClaim) {
+  const std::vector<ResolvedTarget> targets = Targets(1);
+  const NotificationRecord record = Record("n1", targets);
+  std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications(
+      {{.notification = &record, .targets = &targets, .claim_count = 1,
+        .claim_lease = absl::Seconds(1)}});
+  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
+  ASSERT_EQ(inserted[0]->claimed_delivery_ids.size(), 1u);
+  EXPECT_TRUE(MustClaim(10).empty());
+
+  // The publisher "died": once the lease ends a worker claims it.
+  std::vector<ClaimedDelivery> again;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        again = MustClaim(10);
+        return !again.empty();
+      },
+      absl::Seconds(15)));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].delivery_id, inserted[0]->claimed_delivery_ids[0]);
+  EXPECT_EQ(again[0].attempts, 2) << "the claim at insert counted the first attempt";
+}
+
 TEST_F(PgNotificationStoreTest, ConcurrentClaimersNeverShareADelivery) {
   constexpr int kDeliveries = 2000;
   constexpr int kWorkers = 4;

@@ -285,6 +285,25 @@ absl::StatusOr<std::vector<ClaimedDelivery>> FakeNotificationStore::ClaimDueDeli
   return claimed;
 }
 
+absl::Status FakeNotificationStore::ExtendLeases(const std::vector<int64_t>& delivery_ids,
+                                                absl::Duration lease) {
+  if (absl::Status fault = faults_.Check("ExtendLeases"); !fault.ok()) return fault;
+  const absl::Time now = Now();
+  absl::MutexLock lock(&mu_);
+  for (int64_t id : delivery_ids) {
+    const auto it = deliveries_.find(id);
+    if (it == deliveries_.end() || it->second.record.state != DeliveryState::kPending) continue;
+    it->second.next_attempt_time = now + std::max(lease, absl::ZeroDuration());
+    ++extended_leases_;
+  }
+  return absl::OkStatus();
+}
+
+int64_t FakeNotificationStore::extended_leases() const {
+  absl::MutexLock lock(&mu_);
+  return extended_leases_;
+}
+
 absl::Status FakeNotificationStore::RecordOutcomes(const std::vector<DeliveryOutcome>& outcomes) {
   if (absl::Status fault = faults_.Check("RecordOutcomes"); !fault.ok()) return fault;
   const absl::Time now = Now();

@@ -58,6 +58,8 @@ class FakeNotificationStore final : public NotificationStore {
   absl::StatusOr<std::vector<ClaimedDelivery>> ClaimDueDeliveries(int max,
                                                                  absl::Duration lease) override;
   absl::Status RecordOutcomes(const std::vector<DeliveryOutcome>& outcomes) override;
+  absl::Status ExtendLeases(const std::vector<int64_t>& delivery_ids,
+                            absl::Duration lease) override;
   absl::StatusOr<StoredStats> GetStats(const std::string& tenant_id) override;
   absl::StatusOr<int64_t> CountBacklog() override;
 
@@ -79,6 +81,9 @@ class FakeNotificationStore final : public NotificationStore {
   // Every outcome that RecordOutcomes accepted, in order (also those for
   // unknown or no longer pending deliveries, which changed nothing).
   std::vector<DeliveryOutcome> recorded_outcomes() const;
+  // How many deliveries successful ExtendLeases calls extended, in total.
+  int64_t extended_leases() const;
+
   // Successful ClaimDueDeliveries calls, and the `max` each asked for.
   std::vector<int> claim_requests() const;
   // Successful inserts that stored a new notification.
@@ -124,6 +129,7 @@ class FakeNotificationStore final : public NotificationStore {
   std::vector<DeliveryOutcome> recorded_ ABSL_GUARDED_BY(mu_);
   std::vector<int> claim_requests_ ABSL_GUARDED_BY(mu_);
   int nonempty_claims_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t extended_leases_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t device_count_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -32,11 +32,16 @@ using ::herald::testing::HistogramCount;
 using ::herald::testing::MetricValue;
 using ::testing::AllOf;
 using ::testing::Each;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::Field;
 using ::testing::Ge;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Le;
 using ::testing::Lt;
 using ::testing::Optional;
+using ::testing::UnorderedElementsAreArray;
 using ::testing::UnorderedElementsAre;
 
 // Deadline for conditions that background threads bring about: long enough
@@ -44,6 +49,20 @@ using ::testing::UnorderedElementsAre;
 constexpr absl::Duration kWait = absl::Seconds(20);
 
 const PublishResult kAck{.status = absl::OkStatus()};
+
+std::vector<int64_t> IdsOf(const std::vector<ClaimedDelivery>& deliveries) {
+  std::vector<int64_t> ids;
+  for (const ClaimedDelivery& delivery : deliveries) ids.push_back(delivery.delivery_id);
+  return ids;
+}
+
+// A release: the delivery is due again at once, with no error recorded.
+auto Released(int64_t delivery_id) {
+  return AllOf(Field(&DeliveryOutcome::delivery_id, delivery_id),
+               Field(&DeliveryOutcome::state, DeliveryState::kPending),
+               Field(&DeliveryOutcome::retry_after, absl::ZeroDuration()),
+               Field(&DeliveryOutcome::error, IsEmpty()));
+}
 
 bool AllIn(const std::vector<DeliveryRecord>& deliveries, DeliveryState state) {
   return !deliveries.empty() &&
@@ -64,6 +83,10 @@ class DeliveryDispatcherTest : public ::testing::Test {
     options.retry.max_attempts = 5;
     options.retry.initial_backoff = absl::Seconds(1);
     options.retry.max_backoff = absl::Seconds(60);
+    // Claims no further than the provider's free window: the tests below
+    // that count claims and publishes assume it; those of claiming ahead
+    // and of handoffs set what they need.
+    options.claim_ahead = 0;
     return options;
   }
 
@@ -84,6 +107,41 @@ class DeliveryDispatcherTest : public ::testing::Test {
     auto inserted = store_.InsertNotification(record, targets);
     EXPECT_TRUE(inserted.ok()) << inserted.status();
     return record.notification_id;
+  }
+
+  // Stores a notification to `count` devices that no worker can claim (its
+  // send time never comes on the store's clock) and returns its deliveries
+  // as the Notifier hands them over once it has claimed them at insert. The
+  // fake cannot claim at insert: the store counts no attempt for them, so
+  // an attempt in the store shows that a worker claimed one.
+  std::vector<ClaimedDelivery> InsertForHandoff(int count) {
+    NotificationRecord record;
+    record.tenant_id = kDefaultTenant;
+    record.notification_id = absl::StrCat("n", ++notifications_);
+    record.options.qos = 1;
+    record.options.send_time = clock_.Now() + absl::Hours(1);
+    record.payload = absl::StrCat("{\"id\":\"", record.notification_id, "\"}");
+    std::vector<ResolvedTarget> targets;
+    for (int i = 0; i < count; ++i) {
+      targets.push_back({.device_id = absl::StrCat("h", i),
+                         .topic = absl::StrCat("devices/h", i, "/notifications")});
+    }
+    auto inserted = store_.InsertNotification(record, targets);
+    EXPECT_TRUE(inserted.ok()) << inserted.status();
+    auto page = store_.ListDeliveries(kDefaultTenant, record.notification_id, 1000, "");
+    EXPECT_TRUE(page.ok()) << page.status();
+    std::vector<ClaimedDelivery> claimed;
+    if (!inserted.ok() || !page.ok()) return claimed;
+    for (const DeliveryRecord& delivery : page->items) {
+      claimed.push_back({.delivery_id = delivery.delivery_id,
+                         .notification_id = record.notification_id,
+                         .topic = delivery.topic,
+                         .qos = delivery.qos,
+                         .payload = record.payload,
+                         .attempts = 1,
+                         .accept_time = inserted->notification.create_time});
+    }
+    return claimed;
   }
 
   // Waits until the claim loop has looked at the provider `rounds` more
@@ -425,6 +483,242 @@ TEST_F(DeliveryDispatcherTest, LeaseExpiryLetsAnotherReplicaTakeOver) {
   b.Wake();
   ASSERT_TRUE(AwaitAll(DeliveryState::kDelivered));
   EXPECT_EQ(store_.AllDeliveries().at(0).attempts, 2);
+}
+
+// --- Claiming ahead -----------------------------------------------------------
+
+TEST_F(DeliveryDispatcherTest, ClaimsAheadOfTheWindowAndPublishesAsAcksFreeIt) {
+  DispatcherOptions options = Options();
+  options.claim_ahead = 3;
+  provider_.set_max_in_flight(2);
+  Insert(5);
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, options);
+  dispatcher.Start();
+  ASSERT_TRUE(provider_.AwaitPublished(2, kWait));
+  // One claim took the free window and three more, held ready in memory.
+  ASSERT_TRUE(store_.AwaitDeliveries(
+      [](const std::vector<DeliveryRecord>& all) {
+        return all.size() == 5 &&
+               std::all_of(all.begin(), all.end(),
+                           [](const DeliveryRecord& d) { return d.attempts == 1; });
+      },
+      kWait));
+  ASSERT_FALSE(store_.claim_requests().empty());
+  EXPECT_EQ(store_.claim_requests().front(), 5) << "the free window (2) plus claim_ahead (3)";
+  // The window stays the limit of what is in flight.
+  ASSERT_TRUE(provider_.AwaitCapacityQueries(provider_.capacity_queries() + 5, kWait));
+  EXPECT_EQ(provider_.published_count(), 2u);
+
+  // Each acknowledgement lets a delivery claimed ahead through.
+  ASSERT_TRUE(provider_.CompleteNext(kAck));
+  ASSERT_TRUE(provider_.AwaitPublished(3, kWait));
+  ASSERT_TRUE(provider_.AwaitOutstanding(2, kWait));
+  EXPECT_EQ(provider_.published_count(), 3u);
+
+  provider_.set_auto_complete(kAck);
+  provider_.CompleteAll(kAck);
+  ASSERT_TRUE(AwaitAll(DeliveryState::kDelivered));
+  EXPECT_EQ(provider_.published_count(), 5u) << "nothing published twice";
+  for (const DeliveryRecord& delivery : store_.AllDeliveries()) {
+    EXPECT_EQ(delivery.attempts, 1) << "claimed once, published once";
+  }
+  EXPECT_EQ(Deliveries("delivered"), 5);
+}
+
+// --- Handoff ------------------------------------------------------------------
+
+TEST_F(DeliveryDispatcherTest, HandedOverDeliveriesArePublishedWithoutAClaim) {
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, Options());
+  dispatcher.Start();
+  const std::vector<ClaimedDelivery> handed = InsertForHandoff(3);
+  ASSERT_EQ(handed.size(), 3u);
+  ASSERT_EQ(dispatcher.ReserveHandoff(3), 3);
+  dispatcher.Handoff(handed, 3, absl::Now());
+  ASSERT_TRUE(provider_.AwaitOutstanding(3, kWait));
+
+  const std::vector<OutgoingMessage> published = provider_.published();
+  ASSERT_EQ(published.size(), 3u);
+  for (size_t i = 0; i < published.size(); ++i) {
+    EXPECT_EQ(published[i].topic, handed[i].topic) << "published in the order handed over";
+    EXPECT_EQ(published[i].payload, handed[i].payload);
+    EXPECT_EQ(published[i].qos, 1);
+    EXPECT_EQ(published[i].user_properties.at("notification_id"), handed[i].notification_id);
+  }
+  for (const DeliveryRecord& delivery : store_.AllDeliveries()) {
+    EXPECT_EQ(delivery.attempts, 0) << "no worker claimed it: the insert did";
+  }
+
+  EXPECT_EQ(provider_.CompleteAll(kAck), 3);
+  ASSERT_TRUE(AwaitAll(DeliveryState::kDelivered));
+  std::vector<int64_t> recorded;
+  for (const DeliveryOutcome& outcome : store_.recorded_outcomes()) {
+    EXPECT_EQ(outcome.state, DeliveryState::kDelivered);
+    recorded.push_back(outcome.delivery_id);
+  }
+  EXPECT_THAT(recorded, UnorderedElementsAreArray(IdsOf(handed)));
+  EXPECT_EQ(Deliveries("delivered"), 3);
+  EXPECT_EQ(provider_.published_count(), 3u);
+}
+
+TEST_F(DeliveryDispatcherTest, ReserveHandoffRefusesWhatItCannotPublishSoon) {
+  DispatcherOptions options = Options();
+  options.max_ready = 5;
+  options.drain_timeout = absl::Milliseconds(10);
+  // A window of 0: nothing leaves the ready queue, and no claim reserves
+  // room that would be counted against max_ready.
+  provider_.set_max_in_flight(0);
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, options);
+  EXPECT_EQ(dispatcher.ReserveHandoff(1), 0) << "before Start";
+  dispatcher.Start();
+  provider_.set_connection_state(ConnectionState::kDisconnected);
+  EXPECT_EQ(dispatcher.ReserveHandoff(1), 0) << "while the provider is disconnected";
+  provider_.set_connection_state(ConnectionState::kConnected);
+
+  EXPECT_EQ(dispatcher.ReserveHandoff(0), 0);
+  EXPECT_EQ(dispatcher.ReserveHandoff(3), 3);
+  EXPECT_EQ(dispatcher.ReserveHandoff(5), 2) << "capped by max_ready";
+  EXPECT_EQ(dispatcher.ReserveHandoff(1), 0) << "max_ready reached";
+  // Settling frees what was not handed over; what was stays counted while
+  // it waits in memory.
+  const std::vector<ClaimedDelivery> handed = InsertForHandoff(2);
+  dispatcher.Handoff(handed, 3, absl::Now());
+  dispatcher.Handoff({}, 2, absl::Now());
+  EXPECT_EQ(dispatcher.ReserveHandoff(10), 3) << "max_ready minus the 2 held ready";
+  dispatcher.Handoff({}, 3, absl::Now());
+
+  dispatcher.StopClaiming();
+  EXPECT_EQ(dispatcher.ReserveHandoff(1), 0) << "after StopClaiming";
+  dispatcher.Stop();
+  EXPECT_EQ(provider_.published_count(), 0u);
+}
+
+TEST_F(DeliveryDispatcherTest, StopClaimingHandsWhatIsReadyToTheProvider) {
+  provider_.set_max_in_flight(0);
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, Options());
+  dispatcher.Start();
+  const std::vector<ClaimedDelivery> handed = InsertForHandoff(3);
+  ASSERT_EQ(dispatcher.ReserveHandoff(3), 3);
+  dispatcher.Handoff(handed, 3, absl::Now());
+  LetClaimLoopRun(3);
+  EXPECT_EQ(provider_.published_count(), 0u) << "the window is full";
+
+  // The window opens: StopClaiming returns once all that was ready is out.
+  provider_.set_max_in_flight(10);
+  dispatcher.StopClaiming();
+  EXPECT_EQ(provider_.published_count(), 3u);
+  EXPECT_EQ(dispatcher.in_flight(), 3);
+  provider_.CompleteAll(kAck);
+  dispatcher.Stop();
+  std::vector<int64_t> recorded;
+  for (const DeliveryOutcome& outcome : store_.recorded_outcomes()) {
+    EXPECT_EQ(outcome.state, DeliveryState::kDelivered) << "published, not released";
+    recorded.push_back(outcome.delivery_id);
+  }
+  EXPECT_THAT(recorded, UnorderedElementsAreArray(IdsOf(handed)));
+}
+
+TEST_F(DeliveryDispatcherTest, StopReleasesDeliveriesStillReady) {
+  DispatcherOptions options = Options();
+  options.drain_timeout = absl::Milliseconds(20);
+  provider_.set_max_in_flight(0);  // the window never opens
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, options);
+  dispatcher.Start();
+  const std::vector<ClaimedDelivery> handed = InsertForHandoff(3);
+  ASSERT_EQ(dispatcher.ReserveHandoff(3), 3);
+  dispatcher.Handoff(handed, 3, absl::Now());
+
+  dispatcher.StopClaiming();
+  EXPECT_THAT(store_.recorded_outcomes(), IsEmpty()) << "held until Stop";
+  dispatcher.Stop();
+  EXPECT_THAT(store_.recorded_outcomes(),
+              ElementsAre(Released(handed[0].delivery_id), Released(handed[1].delivery_id),
+                          Released(handed[2].delivery_id)));
+  EXPECT_EQ(provider_.published_count(), 0u);
+  // Due again at once, for whichever replica claims next.
+  absl::StatusOr<std::vector<ClaimedDelivery>> again =
+      store_.ClaimDueDeliveries(10, absl::Seconds(30));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_THAT(IdsOf(*again), ElementsAreArray(IdsOf(handed)));
+}
+
+TEST_F(DeliveryDispatcherTest, HeldDeliveriesWhoseLeaseCannotBeExtendedAreReleased) {
+  // The provider is away and the store cannot extend leases: what waits in
+  // memory goes back to the outbox before its lease ends.
+  store_.FailNextCalls(absl::UnavailableError("db down"), 100, "ExtendLeases");
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, Options());
+  dispatcher.Start();
+  const std::vector<ClaimedDelivery> handed = InsertForHandoff(2);
+  ASSERT_EQ(dispatcher.ReserveHandoff(2), 2);
+  provider_.set_connection_state(ConnectionState::kDisconnected);
+  // Three quarters of the lease gone: past the time to renew it.
+  dispatcher.Handoff(handed, 2, absl::Now() - Options().lease * 3 / 4);
+  ASSERT_TRUE(store_.AwaitRecordedOutcomes(2, kWait));
+  EXPECT_THAT(store_.recorded_outcomes(),
+              ElementsAre(Released(handed[0].delivery_id), Released(handed[1].delivery_id)));
+  EXPECT_EQ(provider_.published_count(), 0u);
+  EXPECT_EQ(MetricValue(registry_, "herald_deliveries_released_total", {{"reason", "lease"}}), 2);
+
+  // Back in the outbox: a worker claims them once the provider is back.
+  provider_.set_connection_state(ConnectionState::kConnected);
+  dispatcher.Wake();
+  ASSERT_TRUE(provider_.AwaitPublished(2, kWait));
+  LetClaimLoopRun(3);
+  EXPECT_EQ(provider_.published_count(), 2u) << "each published once";
+  for (const DeliveryRecord& delivery : store_.AllDeliveries()) {
+    EXPECT_EQ(delivery.attempts, 1) << "published by the worker's claim";
+  }
+}
+
+TEST_F(DeliveryDispatcherTest, HeldDeliveriesHaveTheirLeaseExtendedWhileTheWindowStaysFull) {
+  // Connected, but the window does not free (a slow broker): the deliveries
+  // waiting in memory keep their lease instead of bouncing to the outbox.
+  provider_.set_max_in_flight(0);
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, Options());
+  dispatcher.Start();
+  const std::vector<ClaimedDelivery> handed = InsertForHandoff(2);
+  ASSERT_EQ(dispatcher.ReserveHandoff(2), 2);
+  dispatcher.Handoff(handed, 2, absl::Now() - Options().lease * 3 / 4);
+  const absl::Time deadline = absl::Now() + kWait;
+  while (store_.extended_leases() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(store_.extended_leases(), 2);
+  EXPECT_TRUE(store_.recorded_outcomes().empty()) << "nothing released";
+  EXPECT_EQ(MetricValue(registry_, "herald_deliveries_released_total", {{"reason", "lease"}}), 0);
+
+  provider_.set_max_in_flight(10);
+  provider_.CompleteAll(kAck);
+  provider_.set_auto_complete(kAck);
+  ASSERT_TRUE(provider_.AwaitPublished(2, kWait));
+  ASSERT_TRUE(store_.AwaitRecordedOutcomes(2, kWait));
+  for (const DeliveryOutcome& outcome : store_.recorded_outcomes()) {
+    EXPECT_EQ(outcome.state, DeliveryState::kDelivered);
+  }
+  EXPECT_EQ(store_.GetDelivery(handed[0].delivery_id)->attempts, 0) << "never claimed by a worker";
+}
+
+TEST_F(DeliveryDispatcherTest, HeldDeliveryPastItsLeaseIsLeftToTheOutbox) {
+  DispatcherOptions options = Options();
+  options.lease = absl::Minutes(10);  // minutes to spare either side of the limit
+  provider_.set_max_in_flight(0);
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, options);
+  dispatcher.Start();
+  const std::vector<ClaimedDelivery> fresh = InsertForHandoff(1);
+  const std::vector<ClaimedDelivery> lapsed = InsertForHandoff(1);
+  ASSERT_EQ(dispatcher.ReserveHandoff(2), 2);
+  dispatcher.Handoff(fresh, 1, absl::Now() - options.lease / 2);
+  // Its lease is over: the outbox has it due again, perhaps another replica
+  // already; publishing or releasing it could only duplicate it.
+  dispatcher.Handoff(lapsed, 1, absl::Now() - options.lease - absl::Minutes(1));
+
+  provider_.set_max_in_flight(10);
+  ASSERT_TRUE(provider_.AwaitPublished(1, kWait));
+  LetClaimLoopRun(3);
+  const std::vector<OutgoingMessage> published = provider_.published();
+  ASSERT_EQ(published.size(), 1u);
+  EXPECT_EQ(published[0].user_properties.at("notification_id"), fresh[0].notification_id);
+  EXPECT_TRUE(store_.recorded_outcomes().empty()) << "no release for a lapsed lease";
+  EXPECT_EQ(MetricValue(registry_, "herald_deliveries_released_total", {{"reason", "lease"}}), 1);
 }
 
 }  // namespace

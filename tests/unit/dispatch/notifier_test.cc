@@ -2,18 +2,25 @@
 // FakeNotificationStore, with metrics read back from a fresh registry.
 #include "service/dispatch/notifier.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
+#include "service/dispatch/delivery_handoff.h"
 #include "service/dispatch/payload.h"
 #include "service/metrics/herald_metrics.h"
 #include "tests/testing/fakes/fake_device_store.h"
@@ -29,6 +36,7 @@ using ::herald::testing::FakeNotificationStore;
 using ::herald::testing::MetricValue;
 using ::herald::testing::StatusIs;
 using ::testing::AllOf;
+using ::testing::Each;
 using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::HasSubstr;
@@ -68,6 +76,137 @@ NotifierOptions WithPreviewLimit(size_t max_preview) {
   return options;
 }
 
+// A DeliveryHandoff that grants up to `grant` deliveries per reservation
+// and records every call. Thread-safe.
+class FakeDeliveryHandoff final : public DeliveryHandoff {
+ public:
+  struct HandoffCall {
+    std::vector<ClaimedDelivery> deliveries;
+    int64_t reserved;
+    absl::Time claim_started;
+  };
+
+  static constexpr absl::Duration kLease = absl::Seconds(42);
+
+  explicit FakeDeliveryHandoff(int64_t grant) : grant_(grant) {}
+
+  int64_t ReserveHandoff(int64_t wanted) override {
+    absl::MutexLock lock(&mu_);
+    reserve_calls_.push_back(wanted);
+    const int64_t granted = std::min(wanted, grant_);
+    outstanding_ += granted;
+    return granted;
+  }
+  absl::Duration HandoffLease() const override { return kLease; }
+  void Handoff(std::vector<ClaimedDelivery> deliveries, int64_t reserved,
+               absl::Time claim_started) override {
+    absl::MutexLock lock(&mu_);
+    outstanding_ -= reserved;
+    handoffs_.push_back({std::move(deliveries), reserved, claim_started});
+  }
+
+  // What ReserveHandoff was asked for, in order.
+  std::vector<int64_t> reserve_calls() const {
+    absl::MutexLock lock(&mu_);
+    return reserve_calls_;
+  }
+  std::vector<HandoffCall> handoffs() const {
+    absl::MutexLock lock(&mu_);
+    return handoffs_;
+  }
+  // Granted and not yet settled by a Handoff call.
+  int64_t outstanding() const {
+    absl::MutexLock lock(&mu_);
+    return outstanding_;
+  }
+
+ private:
+  const int64_t grant_;
+  mutable absl::Mutex mu_;
+  std::vector<int64_t> reserve_calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<HandoffCall> handoffs_ ABSL_GUARDED_BY(mu_);
+  int64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// A NotificationStore over a FakeNotificationStore (which claims nothing at
+// insert) whose InsertNotifications reports the first `claim_count`
+// deliveries of each new notification as claimed, as PgNotificationStore
+// does; the fake underneath counts no attempt for them. Records what each
+// insert asked for. Thread-compatible (one test thread).
+class ClaimingNotificationStore final : public NotificationStore {
+ public:
+  explicit ClaimingNotificationStore(FakeNotificationStore& store) : store_(store) {}
+
+  absl::StatusOr<InsertedNotification> InsertNotification(
+      const NotificationRecord& notification, const std::vector<ResolvedTarget>& targets) override {
+    return store_.InsertNotification(notification, targets);
+  }
+  std::vector<absl::StatusOr<InsertedNotification>> InsertNotifications(
+      const std::vector<NotificationToInsert>& entries) override {
+    std::vector<absl::StatusOr<InsertedNotification>> results;
+    for (const NotificationToInsert& entry : entries) {
+      requests_.push_back({entry.claim_count, entry.claim_lease});
+      absl::StatusOr<InsertedNotification> inserted =
+          store_.InsertNotification(*entry.notification, *entry.targets);
+      if (inserted.ok() && !inserted->duplicate && entry.claim_count > 0) {
+        absl::StatusOr<Page<DeliveryRecord>> page = store_.ListDeliveries(
+            entry.notification->tenant_id, entry.notification->notification_id, 1000, "");
+        EXPECT_TRUE(page.ok()) << page.status();
+        for (const DeliveryRecord& delivery : page->items) {
+          if (static_cast<int64_t>(inserted->claimed_delivery_ids.size()) == entry.claim_count) {
+            break;
+          }
+          inserted->claimed_delivery_ids.push_back(delivery.delivery_id);
+        }
+      }
+      results.push_back(std::move(inserted));
+    }
+    return results;
+  }
+  absl::StatusOr<NotificationRecord> GetNotification(const std::string& tenant_id,
+                                                     const std::string& notification_id) override {
+    return store_.GetNotification(tenant_id, notification_id);
+  }
+  absl::StatusOr<Page<DeliveryRecord>> ListDeliveries(const std::string& tenant_id,
+                                                      const std::string& notification_id,
+                                                      int page_size,
+                                                      const std::string& page_token) override {
+    return store_.ListDeliveries(tenant_id, notification_id, page_size, page_token);
+  }
+  absl::StatusOr<Page<NotificationRecord>> ListNotifications(
+      const std::string& tenant_id, int page_size, const std::string& page_token) override {
+    return store_.ListNotifications(tenant_id, page_size, page_token);
+  }
+  absl::StatusOr<int64_t> CancelNotification(const std::string& tenant_id,
+                                             const std::string& notification_id) override {
+    return store_.CancelNotification(tenant_id, notification_id);
+  }
+  absl::StatusOr<std::vector<ClaimedDelivery>> ClaimDueDeliveries(int max,
+                                                                 absl::Duration lease) override {
+    return store_.ClaimDueDeliveries(max, lease);
+  }
+  absl::Status RecordOutcomes(const std::vector<DeliveryOutcome>& outcomes) override {
+    return store_.RecordOutcomes(outcomes);
+  }
+  absl::StatusOr<StoredStats> GetStats(const std::string& tenant_id) override {
+    return store_.GetStats(tenant_id);
+  }
+  absl::StatusOr<int64_t> CountBacklog() override { return store_.CountBacklog(); }
+
+  // (claim_count, claim_lease) of every entry inserted, in order.
+  const std::vector<std::pair<int64_t, absl::Duration>>& requests() const { return requests_; }
+
+ private:
+  FakeNotificationStore& store_;
+  std::vector<std::pair<int64_t, absl::Duration>> requests_;
+};
+
+NotifierOptions WithHandoff(DeliveryHandoff* handoff) {
+  NotifierOptions options;
+  options.handoff = handoff;
+  return options;
+}
+
 class NotifierTest : public ::testing::Test {
  protected:
   NotifierTest() : metrics_(registry_, "test") {
@@ -93,6 +232,10 @@ class NotifierTest : public ::testing::Test {
 
   Notifier MakeNotifier(NotifierOptions options = {}) {
     return Notifier(devices_, notifications_, metrics_, [this] { ++wakes_; }, std::move(options));
+  }
+  // A Notifier whose store claims at insert what the handoff reserved.
+  Notifier MakeClaimingNotifier(DeliveryHandoff& handoff) {
+    return Notifier(devices_, claiming_, metrics_, [this] { ++wakes_; }, WithHandoff(&handoff));
   }
 
   static NotificationRequest Request(TargetKind kind, std::vector<std::string> values) {
@@ -121,6 +264,7 @@ class NotifierTest : public ::testing::Test {
   HeraldMetrics metrics_;
   FakeDeviceStore devices_;
   FakeNotificationStore notifications_;
+  ClaimingNotificationStore claiming_{notifications_};
   std::atomic<int> wakes_{0};
 };
 
@@ -543,6 +687,158 @@ TEST_F(NotifierTest, SendManyResolvesTheBatchsDeviceIdsInOneQuery) {
   EXPECT_THAT(sent[2], StatusIs(absl::StatusCode::kNotFound));
   ASSERT_TRUE(sent[3].ok()) << sent[3].status();
   EXPECT_THAT(sent[3]->unresolved_device_ids, ElementsAre("nobody"));
+}
+
+// --- Handoff ------------------------------------------------------------------
+
+TEST_F(NotifierTest, HandsOverWhatTheStoreClaimedAtInsert) {
+  FakeDeliveryHandoff handoff(/*grant=*/10);
+  Notifier notifier = MakeClaimingNotifier(handoff);
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1", "s3"});
+  request.options.qos = 2;
+  request.options.retain = true;
+  request.options.ttl = absl::Minutes(5);
+  const absl::Time before = absl::Now();
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(request));
+  const absl::Time after = absl::Now();
+
+  EXPECT_THAT(handoff.reserve_calls(), ElementsAre(2)) << "one reservation per notification";
+  ASSERT_EQ(claiming_.requests().size(), 1u);
+  EXPECT_EQ(claiming_.requests()[0].first, 2) << "the store claims what was reserved";
+  EXPECT_EQ(claiming_.requests()[0].second, FakeDeliveryHandoff::kLease);
+  const std::vector<FakeDeliveryHandoff::HandoffCall> handoffs = handoff.handoffs();
+  ASSERT_EQ(handoffs.size(), 1u);
+  EXPECT_EQ(handoffs[0].reserved, 2);
+  EXPECT_GE(handoffs[0].claim_started, before);
+  EXPECT_LE(handoffs[0].claim_started, after);
+  const std::vector<DeliveryRecord> stored = StoredDeliveries(sent.notification.notification_id);
+  ASSERT_EQ(stored.size(), 2u);
+  const std::vector<ClaimedDelivery>& handed = handoffs[0].deliveries;
+  ASSERT_EQ(handed.size(), 2u);
+  for (size_t i = 0; i < handed.size(); ++i) {
+    EXPECT_EQ(handed[i].delivery_id, stored[i].delivery_id) << "in target order";
+    EXPECT_EQ(handed[i].topic, stored[i].topic);
+    EXPECT_EQ(handed[i].notification_id, sent.notification.notification_id);
+    EXPECT_EQ(handed[i].qos, 2);
+    EXPECT_TRUE(handed[i].retain);
+    EXPECT_EQ(handed[i].payload, sent.notification.payload);
+    EXPECT_EQ(handed[i].attempts, 1) << "the claim at insert is the first attempt";
+    EXPECT_EQ(handed[i].accept_time, sent.notification.create_time);
+    EXPECT_EQ(handed[i].expire_time, sent.notification.expire_time);
+  }
+  EXPECT_EQ(handed[0].topic, "devices/s1/notifications");
+  EXPECT_EQ(handed[1].topic, "devices/s3/notifications");
+  EXPECT_EQ(handoff.outstanding(), 0) << "the reservation is settled";
+  EXPECT_EQ(wakes_, 0) << "nothing left in the outbox for the workers";
+}
+
+TEST_F(NotifierTest, WakesTheWorkersForDeliveriesLeftInTheOutbox) {
+  FakeDeliveryHandoff handoff(/*grant=*/1);
+  Notifier notifier = MakeClaimingNotifier(handoff);
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent,
+                       notifier.Send(Request(TargetKind::kDeviceIds, {"s1", "s2", "s3"})));
+  EXPECT_THAT(handoff.reserve_calls(), ElementsAre(3));
+  const std::vector<FakeDeliveryHandoff::HandoffCall> handoffs = handoff.handoffs();
+  ASSERT_EQ(handoffs.size(), 1u);
+  EXPECT_EQ(handoffs[0].reserved, 1);
+  ASSERT_EQ(handoffs[0].deliveries.size(), 1u) << "only what was granted";
+  EXPECT_EQ(handoffs[0].deliveries[0].topic, "devices/s1/notifications");
+  EXPECT_EQ(wakes_, 1) << "two deliveries wait in the outbox";
+}
+
+TEST_F(NotifierTest, SettlesTheReservationWhenTheStoreClaimsNothing) {
+  // FakeNotificationStore claims nothing at insert, as a store may.
+  FakeDeliveryHandoff handoff(/*grant=*/10);
+  Notifier notifier = MakeNotifier(WithHandoff(&handoff));
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent,
+                       notifier.Send(Request(TargetKind::kDeviceIds, {"s1", "s2"})));
+  EXPECT_THAT(handoff.reserve_calls(), ElementsAre(2));
+  const std::vector<FakeDeliveryHandoff::HandoffCall> handoffs = handoff.handoffs();
+  ASSERT_EQ(handoffs.size(), 1u);
+  EXPECT_EQ(handoffs[0].reserved, 2);
+  EXPECT_THAT(handoffs[0].deliveries, IsEmpty());
+  EXPECT_EQ(handoff.outstanding(), 0);
+  EXPECT_EQ(wakes_, 1) << "every delivery is in the outbox";
+  EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
+              Each(Field(&DeliveryRecord::attempts, 0)));
+}
+
+TEST_F(NotifierTest, RefusedHandoffLeavesEverythingToTheWorkers) {
+  FakeDeliveryHandoff handoff(/*grant=*/0);
+  Notifier notifier = MakeClaimingNotifier(handoff);
+  ASSERT_TRUE(notifier.Send(Request(TargetKind::kDeviceIds, {"s1", "s2"})).ok());
+  EXPECT_THAT(handoff.reserve_calls(), ElementsAre(2));
+  EXPECT_THAT(handoff.handoffs(), IsEmpty()) << "nothing reserved, nothing to settle";
+  ASSERT_EQ(claiming_.requests().size(), 1u);
+  EXPECT_EQ(claiming_.requests()[0].first, 0);
+  EXPECT_EQ(wakes_, 1);
+}
+
+TEST_F(NotifierTest, ScheduledNotificationReservesNothing) {
+  FakeDeliveryHandoff handoff(/*grant=*/10);
+  Notifier notifier = MakeClaimingNotifier(handoff);
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1", "s2"});
+  request.options.send_time =
+      absl::FromCivil(absl::CivilSecond(2100, 1, 1, 0, 0, 0), absl::UTCTimeZone());
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(request));
+  EXPECT_EQ(sent.notification.state, NotificationState::kScheduled);
+  EXPECT_THAT(handoff.reserve_calls(), IsEmpty()) << "not due: nothing to publish now";
+  EXPECT_THAT(handoff.handoffs(), IsEmpty());
+  ASSERT_EQ(claiming_.requests().size(), 1u);
+  EXPECT_EQ(claiming_.requests()[0].first, 0) << "the store claims nothing for it";
+}
+
+TEST_F(NotifierTest, DuplicateHandsNothingOverButSettlesItsReservation) {
+  FakeDeliveryHandoff handoff(/*grant=*/10);
+  Notifier notifier = MakeClaimingNotifier(handoff);
+  NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1", "s2"});
+  request.options.idempotency_key = "order-42";
+  ASSERT_OK_AND_ASSIGN(SendOutcome first, notifier.Send(request));
+  ASSERT_OK_AND_ASSIGN(SendOutcome again, notifier.Send(request));
+  ASSERT_TRUE(again.duplicate);
+
+  EXPECT_THAT(handoff.reserve_calls(), ElementsAre(2, 2));
+  const std::vector<FakeDeliveryHandoff::HandoffCall> handoffs = handoff.handoffs();
+  ASSERT_EQ(handoffs.size(), 2u);
+  EXPECT_EQ(handoffs[0].deliveries.size(), 2u);
+  EXPECT_EQ(handoffs[1].reserved, 2);
+  EXPECT_THAT(handoffs[1].deliveries, IsEmpty()) << "the first request's deliveries are not ours";
+  EXPECT_EQ(handoff.outstanding(), 0);
+  EXPECT_EQ(wakes_, 0);
+}
+
+TEST_F(NotifierTest, FailedInsertSettlesItsReservation) {
+  FakeDeliveryHandoff handoff(/*grant=*/10);
+  Notifier notifier = MakeClaimingNotifier(handoff);
+  notifications_.FailNextCalls(absl::UnavailableError("db down"), 1, "InsertNotification");
+  EXPECT_THAT(notifier.Send(Request(TargetKind::kDeviceIds, {"s1"})),
+              StatusIs(absl::StatusCode::kUnavailable));
+  const std::vector<FakeDeliveryHandoff::HandoffCall> handoffs = handoff.handoffs();
+  ASSERT_EQ(handoffs.size(), 1u);
+  EXPECT_EQ(handoffs[0].reserved, 1);
+  EXPECT_THAT(handoffs[0].deliveries, IsEmpty());
+  EXPECT_EQ(handoff.outstanding(), 0);
+  EXPECT_EQ(wakes_, 0) << "nothing committed";
+}
+
+TEST_F(NotifierTest, SendManyReservesAndHandsOverPerNotification) {
+  FakeDeliveryHandoff handoff(/*grant=*/2);
+  Notifier notifier = MakeClaimingNotifier(handoff);
+  std::vector<absl::StatusOr<SendOutcome>> sent =
+      notifier.SendMany({Request(TargetKind::kDeviceIds, {"s1"}),
+                         Request(TargetKind::kGroups, {"floor-1", "floor-2"})});
+  ASSERT_EQ(sent.size(), 2u);
+  ASSERT_TRUE(sent[0].ok()) << sent[0].status();
+  ASSERT_TRUE(sent[1].ok()) << sent[1].status();
+  EXPECT_THAT(handoff.reserve_calls(), ElementsAre(1, 3));
+  const std::vector<FakeDeliveryHandoff::HandoffCall> handoffs = handoff.handoffs();
+  ASSERT_EQ(handoffs.size(), 2u);
+  ASSERT_EQ(handoffs[0].deliveries.size(), 1u);
+  EXPECT_EQ(handoffs[0].deliveries[0].notification_id, sent[0]->notification.notification_id);
+  ASSERT_EQ(handoffs[1].deliveries.size(), 2u);
+  EXPECT_EQ(handoffs[1].deliveries[0].notification_id, sent[1]->notification.notification_id);
+  EXPECT_EQ(handoff.outstanding(), 0);
+  EXPECT_EQ(wakes_, 1) << "one wake for the delivery the second left in the outbox";
 }
 
 }  // namespace
