@@ -10,6 +10,9 @@
 namespace herald {
 namespace {
 
+// Outcomes enough for one write without waiting for more.
+constexpr size_t kWorthwhileOutcomes = 256;
+
 std::string_view OutcomeLabel(DeliveryState state) {
   switch (state) {
     case DeliveryState::kDelivered: return "delivered";
@@ -396,7 +399,7 @@ void DeliveryDispatcher::OnPublished(const Attempt& attempt, const PublishResult
   absl::MutexLock lock(&mu_);
   --in_flight_;
   outcomes_.push_back(std::move(outcome));
-  outcome_cv_.Signal();
+  if (outcomes_.size() == 1 || outcomes_.size() == kWorthwhileOutcomes) outcome_cv_.Signal();
   if (publisher_blocked_ && in_flight_ <= wake_publisher_below_) {
     publisher_blocked_ = false;
     publish_cv_.Signal();
@@ -417,6 +420,12 @@ void DeliveryDispatcher::RecordLoop() {
       absl::MutexLock lock(&mu_);
       while (outcomes_.empty() && !stop_recording_) outcome_cv_.Wait(&mu_);
       if (outcomes_.empty()) return;  // stopping and nothing left
+      // A few outcomes wait a moment for more, so that a trickle of
+      // deliveries shares commits instead of paying one each.
+      const absl::Time linger_until = absl::Now() + options_.outcome_linger;
+      while (!stop_recording_ && outcomes_.size() < kWorthwhileOutcomes &&
+             !outcome_cv_.WaitWithDeadline(&mu_, linger_until)) {
+      }
       const size_t take = std::min(outcomes_.size(), options_.max_outcomes_per_write);
       batch.assign(std::make_move_iterator(outcomes_.begin()),
                    std::make_move_iterator(outcomes_.begin() + take));

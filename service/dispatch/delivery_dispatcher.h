@@ -41,6 +41,9 @@ struct DispatcherOptions {
   absl::Duration poll_interval = absl::Milliseconds(250);  // for work of other replicas
   RetryOptions retry;
   size_t max_outcomes_per_write = 2000;
+  // How long a few outcomes wait for more before they are written, so that
+  // a trickle of deliveries does not cost a commit each.
+  absl::Duration outcome_linger = absl::Milliseconds(10);
   // Claimed beyond the provider's free in-flight window, so that the next
   // claim's round trip overlaps publishing instead of stalling it.
   int claim_ahead = 500;

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -25,7 +26,7 @@ constexpr char kDeliveriesList[] = "deliveries";
 // integration tests check that they agree).
 struct NotificationStatements {
   PgStatement insert_notification, insert_deliveries, insert_claimed_deliveries,
-      get_by_idempotency_key, get, list,
+      insert_notifications_bulk, insert_deliveries_bulk, get_by_idempotency_key, get, list,
       list_deliveries, cancel, claim, extend_leases, record_outcomes, stats, backlog;
 };
 
@@ -99,6 +100,56 @@ const NotificationStatements& Statements() {
                  " WHERE n.notification_id = $1 ORDER BY t.position"
                  " RETURNING delivery_id, attempts)"
                  " SELECT delivery_id FROM inserted WHERE attempts > 0 ORDER BY delivery_id")},
+        // Several notifications in one statement: one array per column, in
+        // the order of the batch; a text array element holds a whole text[]
+        // literal (targets, data keys and values) and the payload is hex.
+        // Notifications whose idempotency key is taken are skipped (not
+        // returned) and handled one by one.
+        .insert_notifications_bulk =
+            {"herald_insert_notifications_bulk",
+             absl::StrCat(
+                 "INSERT INTO notifications (notification_id, tenant_id, target_kind,"
+                 " target_values, title, body, data, priority, qos, retain, ttl, send_time,"
+                 " expire_time, idempotency_key, request_fingerprint, payload)"
+                 " SELECT u.id, u.tenant, u.kind, u.target_values::text[], u.title, u.body,"
+                 " jsonb_object(u.data_keys::text[], u.data_values::text[]), u.priority, u.qos,"
+                 " u.retain, ",
+                 IntervalFromMicrosSql("u.ttl_us"), ", ", TimestampFromMicrosSql("u.send_us"), ", ",
+                 TimestampFromMicrosSql("u.expire_us"),
+                 ", u.idempotency_key, u.fingerprint, decode(u.payload, 'hex')"
+                 " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+                 " $6::text[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::bool[],"
+                 " $12::int8[], $13::int8[], $14::int8[], $15::text[], $16::text[], $17::text[])"
+                 " WITH ORDINALITY AS u(id, tenant, kind, target_values, title, body, data_keys,"
+                 " data_values, priority, qos, retain, ttl_us, send_us, expire_us,"
+                 " idempotency_key, fingerprint, payload, position)"
+                 " ORDER BY u.position"
+                 " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+                 " DO NOTHING RETURNING notification_id, ",
+                 MicrosSql("create_time"),
+                 " AS create_us, coalesce(send_time > now(), false) AS scheduled")},
+        // The deliveries of several notifications (parallel arrays: the
+        // notification, device, topic and whether to claim it at insert, as
+        // insert_claimed_deliveries does with lease $5); returns the claimed
+        // ones in target order.
+        .insert_deliveries_bulk =
+            {"herald_insert_deliveries_bulk",
+             absl::StrCat(
+                 "WITH inserted AS (INSERT INTO deliveries (tenant_id, notification_id,"
+                 " device_id, topic, qos, retain, attempts, last_attempt_time,"
+                 " next_attempt_time, expire_time)"
+                 " SELECT n.tenant_id, n.notification_id, t.device_id, t.topic, n.qos, n.retain,"
+                 " CASE WHEN t.claim THEN 1 ELSE 0 END, CASE WHEN t.claim THEN now() END,"
+                 " CASE WHEN t.claim THEN now() + ",
+                 IntervalFromMicrosSql("$5"),
+                 " ELSE coalesce(n.send_time, now()) END, n.expire_time"
+                 " FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY"
+                 " AS t(notification_id, device_id, topic, claim, position)"
+                 " JOIN notifications n ON n.notification_id = t.notification_id"
+                 " ORDER BY t.position"
+                 " RETURNING delivery_id, notification_id, attempts)"
+                 " SELECT delivery_id, notification_id FROM inserted WHERE attempts > 0"
+                 " ORDER BY delivery_id")},
         .get_by_idempotency_key = {"herald_get_notification_by_idempotency_key",
                                    absl::StrCat("SELECT ", columns, from_with_counts,
                                                 " WHERE n.tenant_id = $1"
@@ -449,6 +500,165 @@ absl::StatusOr<InsertedNotification> InsertOne(PgSession& session, pqxx::work& t
   return result;
 }
 
+// A one-dimensional array literal of any element type from already
+// formatted elements; std::nullopt becomes NULL.
+template <typename T, typename Format>
+std::string ArrayLiteral(const std::vector<T>& values, Format format) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    format(values[i], &out);
+  }
+  out.push_back('}');
+  return out;
+}
+
+void AppendText(const std::string& value, std::string* out) { AppendPgArrayElement(value, out); }
+
+void AppendOptionalText(const std::optional<std::string>& value, std::string* out) {
+  if (value.has_value()) {
+    AppendPgArrayElement(*value, out);
+  } else {
+    out->append("NULL");
+  }
+}
+
+void AppendOptionalInt(const std::optional<int64_t>& value, std::string* out) {
+  if (value.has_value()) {
+    absl::StrAppend(out, *value);
+  } else {
+    out->append("NULL");
+  }
+}
+
+std::string HexOf(const std::string& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(bytes.size() * 2);
+  for (const unsigned char byte : bytes) {
+    hex.push_back(kDigits[byte >> 4]);
+    hex.push_back(kDigits[byte & 0xf]);
+  }
+  return hex;
+}
+
+// Inserts several notifications and their deliveries inside `tx` with two
+// statements, whatever their number: what InsertOne does for each, without
+// a round trip per notification. A notification whose idempotency key is
+// taken goes through InsertOne, which reports it.
+std::vector<absl::StatusOr<InsertedNotification>> InsertMany(
+    PgSession& session, pqxx::work& tx, const std::vector<NotificationToInsert>& entries) {
+  const NotificationStatements& statements = Statements();
+  std::vector<std::string> ids, tenants, kinds, target_values, titles, bodies, data_keys,
+      data_values, priorities, fingerprints, payloads;
+  std::vector<std::optional<std::string>> idempotency_keys;
+  std::vector<int64_t> qos;
+  std::vector<bool> retain;
+  std::vector<std::optional<int64_t>> ttls, send_times, expire_times;
+  for (const NotificationToInsert& entry : entries) {
+    const NotificationRecord& notification = *entry.notification;
+    ids.push_back(notification.notification_id);
+    tenants.push_back(notification.tenant_id);
+    kinds.emplace_back(TargetKindName(notification.target.kind));
+    target_values.push_back(PgTextArrayLiteral(notification.target.values));
+    titles.push_back(notification.content.title);
+    bodies.push_back(notification.content.body);
+    data_keys.push_back(MapKeysLiteral(notification.content.data));
+    data_values.push_back(MapValuesLiteral(notification.content.data));
+    priorities.emplace_back(PriorityName(notification.content.priority));
+    qos.push_back(notification.options.qos);
+    retain.push_back(notification.options.retain);
+    ttls.push_back(MicrosOf(notification.options.ttl));
+    send_times.push_back(MicrosOf(notification.options.send_time));
+    expire_times.push_back(MicrosOf(notification.expire_time));
+    idempotency_keys.push_back(OptionalText(notification.options.idempotency_key));
+    fingerprints.push_back(notification.request_fingerprint);
+    payloads.push_back(HexOf(notification.payload));
+  }
+  const auto append_int = [](int64_t value, std::string* out) { absl::StrAppend(out, value); };
+  const auto append_bool = [](bool value, std::string* out) { out->append(value ? "t" : "f"); };
+  const pqxx::result inserted = tx.exec_prepared(
+      session.Prepare(statements.insert_notifications_bulk), ArrayLiteral(ids, AppendText),
+      ArrayLiteral(tenants, AppendText), ArrayLiteral(kinds, AppendText),
+      ArrayLiteral(target_values, AppendText), ArrayLiteral(titles, AppendText),
+      ArrayLiteral(bodies, AppendText), ArrayLiteral(data_keys, AppendText),
+      ArrayLiteral(data_values, AppendText), ArrayLiteral(priorities, AppendText),
+      ArrayLiteral(qos, append_int), ArrayLiteral(retain, append_bool),
+      ArrayLiteral(ttls, AppendOptionalInt), ArrayLiteral(send_times, AppendOptionalInt),
+      ArrayLiteral(expire_times, AppendOptionalInt),
+      ArrayLiteral(idempotency_keys, AppendOptionalText), ArrayLiteral(fingerprints, AppendText),
+      ArrayLiteral(payloads, AppendText));
+
+  struct Stored {
+    absl::Time create_time;
+    bool scheduled = false;
+  };
+  absl::flat_hash_map<std::string, Stored> stored;
+  for (const pqxx::row& row : inserted) {
+    stored[TextOf(row["notification_id"])] = {.create_time = TimeOf(row["create_us"]),
+                                              .scheduled = row["scheduled"].as<bool>()};
+  }
+
+  std::vector<std::string> delivery_notifications, device_ids, topics;
+  std::vector<bool> claims;
+  absl::Duration lease = absl::ZeroDuration();
+  for (const NotificationToInsert& entry : entries) {
+    if (!stored.contains(entry.notification->notification_id)) continue;
+    const int64_t claim_count = std::clamp<int64_t>(
+        entry.claim_count, 0, static_cast<int64_t>(entry.targets->size()));
+    if (claim_count > 0) lease = std::max(lease, entry.claim_lease);
+    for (size_t i = 0; i < entry.targets->size(); ++i) {
+      delivery_notifications.push_back(entry.notification->notification_id);
+      device_ids.push_back((*entry.targets)[i].device_id);
+      topics.push_back((*entry.targets)[i].topic);
+      claims.push_back(static_cast<int64_t>(i) < claim_count);
+    }
+  }
+  absl::flat_hash_map<std::string, std::vector<int64_t>> claimed;
+  if (!device_ids.empty()) {
+    const pqxx::result rows = tx.exec_prepared(
+        session.Prepare(statements.insert_deliveries_bulk),
+        PgTextArrayLiteral(delivery_notifications), PgTextArrayLiteral(device_ids),
+        PgTextArrayLiteral(topics), ArrayLiteral(claims, append_bool),
+        std::max<int64_t>(0, absl::ToInt64Microseconds(lease)));
+    for (const pqxx::row& row : rows) {
+      claimed[TextOf(row["notification_id"])].push_back(row["delivery_id"].as<int64_t>());
+    }
+  }
+
+  std::vector<absl::StatusOr<InsertedNotification>> results;
+  results.reserve(entries.size());
+  for (const NotificationToInsert& entry : entries) {
+    const NotificationRecord& notification = *entry.notification;
+    const auto it = stored.find(notification.notification_id);
+    if (it == stored.end()) {
+      // The idempotency key is taken: InsertOne inserts nothing and reports
+      // the earlier notification or the conflict.
+      results.push_back(InsertOne(session, tx, notification, *entry.targets, 0,
+                                  absl::ZeroDuration()));
+      continue;
+    }
+    InsertedNotification result;
+    result.notification = notification;
+    result.notification.create_time = it->second.create_time;
+    result.notification.counts = DeliveryStateCounts{};
+    result.notification.counts.pending = static_cast<int64_t>(entry.targets->size());
+    if (auto ids_it = claimed.find(notification.notification_id); ids_it != claimed.end()) {
+      result.claimed_delivery_ids = std::move(ids_it->second);
+    }
+    result.notification.counts.pending_attempted =
+        static_cast<int64_t>(result.claimed_delivery_ids.size());
+    result.notification.state =
+        DeriveNotificationState(result.notification.counts, it->second.scheduled);
+    results.push_back(std::move(result));
+  }
+  return results;
+}
+
+// Above this many targets in a batch, notifications are inserted one by
+// one: a fan-out's deliveries are copied from its one row, not joined.
+constexpr size_t kMaxBulkTargets = 10000;
+
 constexpr size_t kMaxInsertBatch = 128;
 
 }  // namespace
@@ -462,9 +672,23 @@ void PgNotificationStore::InsertBatch(const std::vector<PendingInsert*>& batch) 
       PgRetry::kOnLostConnection, [&](PgSession& session) -> absl::Status {
         results.clear();
         pqxx::work tx(session.connection());
-        for (const PendingInsert* entry : batch) {
-          results.push_back(InsertOne(session, tx, *entry->notification, *entry->targets,
-                                      entry->claim_count, entry->claim_lease));
+        size_t targets = 0;
+        for (const PendingInsert* entry : batch) targets += entry->targets->size();
+        if (batch.size() > 1 && targets <= kMaxBulkTargets) {
+          std::vector<NotificationToInsert> entries;
+          entries.reserve(batch.size());
+          for (const PendingInsert* entry : batch) {
+            entries.push_back({.notification = entry->notification,
+                               .targets = entry->targets,
+                               .claim_count = entry->claim_count,
+                               .claim_lease = entry->claim_lease});
+          }
+          results = InsertMany(session, tx, entries);
+        } else {
+          for (const PendingInsert* entry : batch) {
+            results.push_back(InsertOne(session, tx, *entry->notification, *entry->targets,
+                                        entry->claim_count, entry->claim_lease));
+          }
         }
         tx.commit();
         return absl::OkStatus();

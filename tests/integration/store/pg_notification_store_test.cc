@@ -157,6 +157,106 @@ TEST_F(PgNotificationStoreTest, InsertThenGetRoundTripsEveryField) {
   EXPECT_TRUE(observer_.Saw("list_deliveries"));
 }
 
+TEST_F(PgNotificationStoreTest, BatchInsertRoundTripsEveryField) {
+  // Several notifications take the bulk path (two statements for the whole
+  // batch): every field, odd characters and NULLs included, must survive it
+  // exactly as with one insert per notification.
+  const std::vector<ResolvedTarget> targets_a = Targets(2, "a");
+  const std::vector<ResolvedTarget> targets_b = Targets(1, "b");
+  const std::vector<ResolvedTarget> raw = {{.device_id = "", .topic = "site/1/alarm"}};
+  NotificationRecord a = Record("n-a", targets_a);
+  a.content.title = "quote \" backslash \\ comma , brace { } NULL";
+  a.content.body = "";
+  a.content.data = {{"k,1", "v\"1"}, {"NULL", "{x}"}, {"empty", ""}};
+  a.options.qos = 2;
+  a.options.retain = true;
+  a.options.ttl = absl::Seconds(90) + absl::Microseconds(5);
+  a.options.idempotency_key = "key-a";
+  a.expire_time = absl::FromUnixMicros(4102444800000001);
+  a.payload = std::string("{\0\xff\x01}", 5);
+  NotificationRecord b = Record("n-b", targets_b);
+  b.content.data.clear();
+  b.content.priority = Priority::kLow;
+  b.options.qos = 0;
+  b.options.send_time = absl::Now() + absl::Hours(1);
+  NotificationRecord c = Record("n-c", raw);
+  c.target.kind = TargetKind::kTopic;
+  c.target.values = {"site/1/alarm"};
+
+  std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications(
+      {{.notification = &a, .targets = &targets_a},
+       {.notification = &b, .targets = &targets_b},
+       {.notification = &c, .targets = &raw}});
+  ASSERT_EQ(inserted.size(), 3u);
+  for (const auto& result : inserted) ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(inserted[0]->notification.state, NotificationState::kAccepted);
+  EXPECT_EQ(inserted[1]->notification.state, NotificationState::kScheduled);
+  EXPECT_TRUE(observer_.Saw("insert_notification_batch"));
+
+  for (const NotificationRecord* want : {&a, &b, &c}) {
+    const NotificationRecord got = MustGet(want->notification_id);
+    EXPECT_EQ(got.target.kind, want->target.kind) << want->notification_id;
+    EXPECT_EQ(got.target.values, want->target.values) << want->notification_id;
+    EXPECT_EQ(got.content.title, want->content.title) << want->notification_id;
+    EXPECT_EQ(got.content.body, want->content.body) << want->notification_id;
+    EXPECT_EQ(got.content.data, want->content.data) << want->notification_id;
+    EXPECT_EQ(got.content.priority, want->content.priority) << want->notification_id;
+    EXPECT_EQ(got.options.qos, want->options.qos) << want->notification_id;
+    EXPECT_EQ(got.options.retain, want->options.retain) << want->notification_id;
+    EXPECT_EQ(got.options.ttl, want->options.ttl) << want->notification_id;
+    EXPECT_EQ(got.options.idempotency_key, want->options.idempotency_key)
+        << want->notification_id;
+    EXPECT_EQ(got.expire_time, want->expire_time) << want->notification_id;
+    EXPECT_EQ(got.payload, want->payload) << want->notification_id;
+    EXPECT_EQ(got.request_fingerprint, want->request_fingerprint) << want->notification_id;
+  }
+  EXPECT_EQ(MustGet("n-b").options.send_time.has_value(), true);
+  const std::vector<DeliveryRecord> deliveries_a = AllDeliveries("n-a");
+  ASSERT_EQ(deliveries_a.size(), 2u);
+  EXPECT_EQ(deliveries_a[0].device_id, "a-0");
+  EXPECT_EQ(deliveries_a[1].topic, "devices/a-1/notifications");
+  EXPECT_EQ(deliveries_a[0].qos, 2);
+  const std::vector<DeliveryRecord> deliveries_c = AllDeliveries("n-c");
+  ASSERT_EQ(deliveries_c.size(), 1u);
+  EXPECT_EQ(deliveries_c[0].device_id, "");
+  EXPECT_EQ(deliveries_c[0].topic, "site/1/alarm");
+  // Only a's deliveries are due now: b is scheduled.
+  EXPECT_EQ(MustClaim(10).size(), 3u);
+}
+
+TEST_F(PgNotificationStoreTest, BatchWithRepeatedIdempotencyKeysAnswersEachEntry) {
+  const std::vector<ResolvedTarget> targets = Targets(1);
+  NotificationRecord first = Record("n1", targets);
+  first.options.idempotency_key = "order-7";
+  NotificationRecord same = first;  // a retry inside the same batch
+  same.notification_id = "n2";
+  NotificationRecord other = Record("n3", targets);
+  other.options.idempotency_key = "order-7";
+  other.request_fingerprint = "different content";
+  NotificationRecord plain = Record("n4", targets);
+  std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications(
+      {{.notification = &first, .targets = &targets},
+       {.notification = &same, .targets = &targets},
+       {.notification = &other, .targets = &targets},
+       {.notification = &plain, .targets = &targets}});
+  ASSERT_EQ(inserted.size(), 4u);
+  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
+  EXPECT_FALSE(inserted[0]->duplicate);
+  ASSERT_TRUE(inserted[1].ok()) << inserted[1].status();
+  EXPECT_TRUE(inserted[1]->duplicate);
+  EXPECT_EQ(inserted[1]->notification.notification_id, "n1");
+  EXPECT_EQ(inserted[2].status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(inserted[3].ok()) << inserted[3].status();
+  EXPECT_FALSE(inserted[3]->duplicate);
+  EXPECT_EQ(store_->GetNotification(kDefaultTenant, "n2").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(AllDeliveries("n1").size(), 1u);
+  EXPECT_EQ(AllDeliveries("n4").size(), 1u);
+  absl::StatusOr<int64_t> backlog = store_->CountBacklog();
+  ASSERT_TRUE(backlog.ok());
+  EXPECT_EQ(*backlog, 2) << "one delivery each for n1 and n4";
+}
+
 TEST_F(PgNotificationStoreTest, GetMissingOrOtherTenantIsNotFound) {
   MustInsert(Record("n1", Targets(1)), Targets(1));
   EXPECT_EQ(store_->GetNotification(kDefaultTenant, "nope").status().code(),
