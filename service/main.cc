@@ -31,6 +31,7 @@
 #include "service/core/logging.h"
 #include "service/dispatch/commander.h"
 #include "service/dispatch/delivery_dispatcher.h"
+#include "service/dispatch/notification_intake.h"
 #include "service/dispatch/notifier.h"
 #include "service/dispatch/presence_tracker.h"
 #include "service/dispatch/status_reporter.h"
@@ -212,8 +213,12 @@ int Serve(const Config& config) {
   }
 
   api::DeviceServiceImpl device_service(device_store, call_guard);
-  api::NotificationServiceImpl notification_service(
-      notifier, notification_store, call_guard, {.max_batch = config.max_batch_notifications});
+  // Single SendNotification calls are queued and stored together.
+  NotificationIntake intake(notifier, {});
+  intake.Start();
+  api::NotificationServiceImpl notification_service(notifier, intake, notification_store,
+                                                    call_guard,
+                                                    {.max_batch = config.max_batch_notifications});
   api::CommandServiceImpl command_service(commander, command_store, call_guard, {});
   api::StatsServiceImpl stats_service(notification_store, call_guard, {provider->get()});
 
@@ -280,7 +285,9 @@ int Serve(const Config& config) {
   const absl::Time deadline = absl::Now() + config.shutdown_grace;
   health->Shutdown();
   server->Shutdown(absl::ToChronoTime(absl::Now() + config.shutdown_grace / 4));
-  // SendCommand calls still waiting were cancelled by the server's shutdown.
+  // SendCommand calls still waiting were cancelled by the server's shutdown;
+  // the intake has answered every call it took.
+  intake.Stop();
   commander.Stop();
   presence.Stop();
   dispatcher.StopClaiming();

@@ -12,7 +12,8 @@ CallGuard::CallGuard(Authenticator* authenticator, TenantRateLimiter& limiter,
                      HeraldMetrics& metrics)
     : authenticator_(authenticator), limiter_(limiter), metrics_(metrics) {}
 
-absl::StatusOr<Caller> CallGuard::Admit(grpc::ServerContext* context, Scope scope, double cost) {
+absl::StatusOr<Caller> CallGuard::Admit(grpc::ServerContextBase* context, Scope scope,
+                                        double cost) {
   Caller caller;
   if (authenticator_ == nullptr) {
     caller = Caller{.tenant_id = kDefaultTenant, .topic_prefix = "", .key_id = "",

@@ -40,7 +40,7 @@ class CallGuard {
   // key), kPermissionDenied (the key lacks the scope), kUnavailable (the key
   // cannot be checked now), kResourceExhausted (over the rate limit; the
   // retry hint is in the message and in the retry-after-ms trailer).
-  absl::StatusOr<Caller> Admit(grpc::ServerContext* context, Scope scope, double cost = 1);
+  absl::StatusOr<Caller> Admit(grpc::ServerContextBase* context, Scope scope, double cost = 1);
 
  private:
   Authenticator* const authenticator_;

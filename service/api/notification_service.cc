@@ -63,17 +63,32 @@ void NotificationServiceImpl::FillResponse(const SendOutcome& sent, bool validat
   }
 }
 
-grpc::Status NotificationServiceImpl::SendNotification(grpc::ServerContext* context,
-                                                       const v1::SendNotificationRequest* request,
-                                                       v1::SendNotificationResponse* response) {
+grpc::ServerUnaryReactor* NotificationServiceImpl::SendNotification(
+    grpc::CallbackServerContext* context, const v1::SendNotificationRequest* request,
+    v1::SendNotificationResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<Caller> caller = guard_.Admit(context, Scope::kNotify);
-  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   absl::StatusOr<NotificationRequest> converted = Convert(*caller, *request);
-  if (!converted.ok()) return ToGrpcStatus(converted.status());
-  absl::StatusOr<SendOutcome> sent = notifier_.Send(*converted);
-  if (!sent.ok()) return ToGrpcStatus(sent.status());
-  FillResponse(*sent, request->validate_only(), response);
-  return grpc::Status::OK;
+  if (!converted.ok()) {
+    reactor->Finish(ToGrpcStatus(converted.status()));
+    return reactor;
+  }
+  // `request` and `response` stay valid until Finish.
+  const bool validate_only = request->validate_only();
+  intake_.Submit(*std::move(converted), [reactor, response,
+                                         validate_only](absl::StatusOr<SendOutcome> sent) {
+    if (!sent.ok()) {
+      reactor->Finish(ToGrpcStatus(sent.status()));
+      return;
+    }
+    FillResponse(*sent, validate_only, response);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
 grpc::Status NotificationServiceImpl::SendNotifications(

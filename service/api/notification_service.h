@@ -1,8 +1,13 @@
 // herald.v1.NotificationService: send notifications (one or a batch), read
 // their state and per-target deliveries, list, watch and cancel them. The
 // sending itself is the Notifier's; this class translates and validates.
+// SendNotification is a callback (asynchronous) method: it hands the request
+// to the NotificationIntake and returns its thread to gRPC, so that
+// concurrent single calls are stored together rather than each blocking a
+// thread.
 //
-//   NotificationServiceImpl notifications(notifier, notification_store, {.max_batch = 500});
+//   NotificationServiceImpl notifications(notifier, intake, notification_store, guard,
+//                                         {.max_batch = 500});
 //   builder.RegisterService(&notifications);
 #ifndef HERALD_SERVICE_API_NOTIFICATION_SERVICE_H_
 #define HERALD_SERVICE_API_NOTIFICATION_SERVICE_H_
@@ -11,6 +16,7 @@
 #include "absl/time/time.h"
 #include "herald/v1/notification.grpc.pb.h"
 #include "service/core/notification_store.h"
+#include "service/dispatch/notification_intake.h"
 #include "service/dispatch/notifier.h"
 
 namespace herald::api {
@@ -21,15 +27,21 @@ struct NotificationServiceOptions {
 };
 
 // Thread-safe.
-class NotificationServiceImpl final : public v1::NotificationService::Service {
+class NotificationServiceImpl final
+    : public v1::NotificationService::WithCallbackMethod_SendNotification<
+          v1::NotificationService::Service> {
  public:
-  NotificationServiceImpl(Notifier& notifier, NotificationStore& store, CallGuard& guard,
-                          NotificationServiceOptions options)
-      : notifier_(notifier), store_(store), guard_(guard), options_(options) {}
+  NotificationServiceImpl(Notifier& notifier, NotificationIntake& intake, NotificationStore& store,
+                          CallGuard& guard, NotificationServiceOptions options)
+      : notifier_(notifier),
+        intake_(intake),
+        store_(store),
+        guard_(guard),
+        options_(options) {}
 
-  grpc::Status SendNotification(grpc::ServerContext* context,
-                                const v1::SendNotificationRequest* request,
-                                v1::SendNotificationResponse* response) override;
+  grpc::ServerUnaryReactor* SendNotification(grpc::CallbackServerContext* context,
+                                             const v1::SendNotificationRequest* request,
+                                             v1::SendNotificationResponse* response) override;
   grpc::Status SendNotifications(grpc::ServerContext* context,
                                  const v1::SendNotificationsRequest* request,
                                  v1::SendNotificationsResponse* response) override;
@@ -53,6 +65,7 @@ class NotificationServiceImpl final : public v1::NotificationService::Service {
                            v1::SendNotificationResponse* response);
 
   Notifier& notifier_;
+  NotificationIntake& intake_;
   NotificationStore& store_;
   CallGuard& guard_;
   const NotificationServiceOptions options_;

@@ -254,7 +254,10 @@ std::vector<absl::StatusOr<SendOutcome>> Notifier::SendMany(
     }
   }
   for (size_t i = 0; i < requests.size(); ++i) {
-    prepared.push_back(Prepare(requests[i], prefetched.has_value() ? &*prefetched : nullptr));
+    // The devices looked up are requests[0]'s tenant's only.
+    const bool same_tenant = requests[i].tenant_id == requests[0].tenant_id;
+    prepared.push_back(
+        Prepare(requests[i], prefetched.has_value() && same_tenant ? &*prefetched : nullptr));
   }
   for (size_t i = 0; i < prepared.size(); ++i) {
     if (prepared[i].ok() && !prepared[i]->validated_only) {

@@ -669,6 +669,30 @@ TEST_F(NotifierTest, SendManyReportsAFailedInsertOnItsEntry) {
   EXPECT_EQ(sent[1]->target_count, 1);
 }
 
+TEST_F(NotifierTest, SendManyResolvesEveryTenantsDevicesInItsOwnTenant) {
+  // Another tenant has a device with the same id: a batch that mixes
+  // tenants must not resolve it against the first request's tenant.
+  Device theirs;
+  theirs.tenant_id = "other";
+  theirs.device_id = "s1";
+  theirs.topic = "other/s1/inbox";
+  ASSERT_TRUE(devices_.CreateDevice(theirs).ok());
+  Notifier notifier = MakeNotifier();
+  NotificationRequest mine = Request(TargetKind::kDeviceIds, {"s1", "s2"});
+  NotificationRequest other = Request(TargetKind::kDeviceIds, {"s1"});
+  other.tenant_id = "other";
+  std::vector<absl::StatusOr<SendOutcome>> sent = notifier.SendMany({mine, other});
+  ASSERT_EQ(sent.size(), 2u);
+  ASSERT_TRUE(sent[0].ok()) << sent[0].status();
+  ASSERT_TRUE(sent[1].ok()) << sent[1].status();
+  EXPECT_THAT(StoredDeliveries(sent[0]->notification.notification_id),
+              ElementsAre(DeliveryTo("s1", "devices/s1/notifications"),
+                          DeliveryTo("s2", "devices/s2/notifications")));
+  auto page = notifications_.ListDeliveries("other", sent[1]->notification.notification_id, 10, "");
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(page->items, ElementsAre(DeliveryTo("s1", "other/s1/inbox")));
+}
+
 TEST_F(NotifierTest, SendManyResolvesTheBatchsDeviceIdsInOneQuery) {
   Notifier notifier = MakeNotifier();
   std::vector<absl::StatusOr<SendOutcome>> sent = notifier.SendMany(

@@ -1,0 +1,85 @@
+// NotificationIntake: single notification requests sent together, without a
+// thread held per call. Callers (the gRPC callback handler of
+// SendNotification) submit a request with a completion callback and return
+// at once; a few intake threads take whatever has queued meanwhile, send it
+// per tenant through Notifier::SendMany (one device lookup, one insert
+// transaction, one handoff for the lot) and call each callback with that
+// request's own outcome. Under load a call costs a queue push instead of the
+// thread hand-offs of a blocking handler, a device lookup group and a group
+// commit; alone, a request is sent at once.
+//
+//   NotificationIntake intake(notifier, {.threads = 2});
+//   intake.Start();
+//   intake.Submit(std::move(request), [](absl::StatusOr<SendOutcome> sent) { ... });
+//   intake.Stop();  // sends what is queued, then refuses new requests
+#ifndef HERALD_SERVICE_DISPATCH_NOTIFICATION_INTAKE_H_
+#define HERALD_SERVICE_DISPATCH_NOTIFICATION_INTAKE_H_
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "service/core/types.h"
+#include "service/dispatch/notifier.h"
+
+namespace herald {
+
+struct NotificationIntakeOptions {
+  int threads = 2;            // intake threads; each sends one group at a time
+  size_t max_group = 128;     // requests sent together
+  size_t max_queued = 10000;  // beyond: kResourceExhausted at once
+};
+
+// Thread-safe. Start once, Stop once.
+class NotificationIntake {
+ public:
+  // Called exactly once per Submit, on an intake thread (or inline when the
+  // request is refused); it must not block for long.
+  using Done = std::function<void(absl::StatusOr<SendOutcome>)>;
+
+  NotificationIntake(Notifier& notifier, NotificationIntakeOptions options);
+  ~NotificationIntake();
+
+  NotificationIntake(const NotificationIntake&) = delete;
+  NotificationIntake& operator=(const NotificationIntake&) = delete;
+
+  void Start();
+
+  // Queues `request`; `done` gets what Notifier::Send would have returned.
+  // kResourceExhausted when max_queued requests wait already, kUnavailable
+  // before Start or after Stop.
+  void Submit(NotificationRequest request, Done done);
+
+  // Sends everything queued, then stops the threads; later Submits are
+  // refused with kUnavailable.
+  void Stop();
+
+ private:
+  struct Pending {
+    NotificationRequest request;
+    Done done;
+  };
+
+  void Loop();
+  // Sends `group` (any tenants) and reports every outcome.
+  void Send(std::vector<Pending>& group);
+
+  Notifier& notifier_;
+  const NotificationIntakeOptions options_;
+
+  absl::Mutex mu_;
+  absl::CondVar work_cv_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace herald
+
+#endif  // HERALD_SERVICE_DISPATCH_NOTIFICATION_INTAKE_H_
