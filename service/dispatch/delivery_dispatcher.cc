@@ -94,8 +94,11 @@ void DeliveryDispatcher::Stop() {
               {{"deliveries", absl::StrCat(ready_.size())}});
       metrics_.DeliveriesReleased("shutdown", static_cast<int64_t>(ready_.size()));
     }
+    // One whose lease is over is due already (and perhaps another
+    // replica's by now): it is left alone.
+    const absl::Time now = absl::Now();
     while (!ready_.empty()) {
-      Release(ready_.front().delivery.delivery_id);
+      if (ready_.front().lease_end > now) Release(ready_.front().delivery.delivery_id);
       ready_.pop_front();
     }
     stop_recording_ = true;

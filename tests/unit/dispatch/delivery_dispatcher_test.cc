@@ -617,6 +617,28 @@ TEST_F(DeliveryDispatcherTest, StopClaimingHandsWhatIsReadyToTheProvider) {
   EXPECT_THAT(recorded, UnorderedElementsAreArray(IdsOf(handed)));
 }
 
+TEST_F(DeliveryDispatcherTest, StopLeavesDeliveriesPastTheirLeaseAlone) {
+  // The store cannot extend leases and the window never opens: at Stop,
+  // one delivery's lease is over (it is due in the outbox already, perhaps
+  // another replica's), the other's still runs.
+  store_.FailNextCalls(absl::UnavailableError("db down"), 100, "ExtendLeases");
+  DispatcherOptions options = Options();
+  options.drain_timeout = absl::Milliseconds(20);
+  provider_.set_max_in_flight(0);
+  provider_.set_connection_state(ConnectionState::kConnected);
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, options);
+  dispatcher.Start();
+  const std::vector<ClaimedDelivery> lapsed = InsertForHandoff(1);
+  const std::vector<ClaimedDelivery> held = InsertForHandoff(1);
+  ASSERT_EQ(dispatcher.ReserveHandoff(2), 2);
+  dispatcher.Handoff(held, 1, absl::Now());
+  dispatcher.StopClaiming();  // the publisher is gone: nothing renews or drops
+  dispatcher.Handoff(lapsed, 1, absl::Now() - options.lease - absl::Seconds(1));
+  dispatcher.Stop();
+  EXPECT_THAT(store_.recorded_outcomes(), ElementsAre(Released(held[0].delivery_id)));
+  EXPECT_EQ(provider_.published_count(), 0u);
+}
+
 TEST_F(DeliveryDispatcherTest, StopReleasesDeliveriesStillReady) {
   DispatcherOptions options = Options();
   options.drain_timeout = absl::Milliseconds(20);
