@@ -91,6 +91,19 @@ class PgNotificationStoreTest : public ::testing::Test {
     return claimed.ok() ? *claimed : std::vector<ClaimedDelivery>{};
   }
 
+  // Claims (with a 60 s lease) until something is due again, e.g. once a
+  // lease has run out; waits up to 15 s.
+  std::vector<ClaimedDelivery> AwaitClaim(int max) {
+    std::vector<ClaimedDelivery> claimed;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          claimed = MustClaim(max);
+          return !claimed.empty();
+        },
+        absl::Seconds(15)));
+    return claimed;
+  }
+
   std::vector<DeliveryRecord> AllDeliveries(const std::string& id) {
     absl::StatusOr<Page<DeliveryRecord>> page =
         store_->ListDeliveries(kDefaultTenant, id, 1000, "");
@@ -463,13 +476,7 @@ TEST_F(PgNotificationStoreTest, ExpiredLeaseMakesTheDeliveryClaimableAgain) {
   EXPECT_TRUE(MustClaim(10).empty());
 
   // The worker "died": no outcome. Once the lease ends another one claims it.
-  std::vector<ClaimedDelivery> second;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        second = MustClaim(10, absl::Seconds(60));
-        return !second.empty();
-      },
-      absl::Seconds(15)));
+  const std::vector<ClaimedDelivery> second = AwaitClaim(10);
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].delivery_id, first[0].delivery_id);
   EXPECT_EQ(second[0].attempts, 2);
@@ -580,13 +587,7 @@ TEST_F(PgNotificationStoreTest, ExtendLeasesKeepsHeldDeliveriesFromBeingClaimed)
   // Only the first one's lease is extended: the second comes back once its
   // one-second lease is over, the first does not.
   ASSERT_TRUE(store_->ExtendLeases({held[0]}, absl::Minutes(5)).ok());
-  std::vector<ClaimedDelivery> again;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        again = MustClaim(10);
-        return !again.empty();
-      },
-      absl::Seconds(15)));
+  const std::vector<ClaimedDelivery> again = AwaitClaim(10);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].delivery_id, held[1]);
   EXPECT_TRUE(MustClaim(10).empty()) << "the extended lease still holds";
@@ -611,13 +612,7 @@ TEST_F(PgNotificationStoreTest, ClaimAtInsertIsLeasedLikeAnyClaim) {
   EXPECT_TRUE(MustClaim(10).empty());
 
   // The publisher "died": once the lease ends a worker claims it.
-  std::vector<ClaimedDelivery> again;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        again = MustClaim(10);
-        return !again.empty();
-      },
-      absl::Seconds(15)));
+  const std::vector<ClaimedDelivery> again = AwaitClaim(10);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].delivery_id, inserted[0]->claimed_delivery_ids[0]);
   EXPECT_EQ(again[0].attempts, 2) << "the claim at insert counted the first attempt";
