@@ -90,23 +90,32 @@ class DeliveryDispatcherTest : public ::testing::Test {
     return options;
   }
 
-  // Stores a notification to `count` devices d0, d1, ... and returns its id.
-  std::string Insert(int count, std::optional<absl::Time> expire_time = std::nullopt,
-                     int qos = 1) {
+  // Stores a notification to `count` devices <prefix>0, <prefix>1, ... and
+  // returns it as stored.
+  NotificationRecord Store(int count, const std::string& prefix,
+                           std::optional<absl::Time> expire_time, int qos,
+                           std::optional<absl::Time> send_time) {
     NotificationRecord record;
     record.tenant_id = kDefaultTenant;
     record.notification_id = absl::StrCat("n", ++notifications_);
     record.options.qos = qos;
+    record.options.send_time = send_time;
     record.expire_time = expire_time;
     record.payload = absl::StrCat("{\"id\":\"", record.notification_id, "\"}");
     std::vector<ResolvedTarget> targets;
     for (int i = 0; i < count; ++i) {
-      targets.push_back({.device_id = absl::StrCat("d", i),
-                         .topic = absl::StrCat("devices/d", i, "/notifications")});
+      targets.push_back({.device_id = absl::StrCat(prefix, i),
+                         .topic = absl::StrCat("devices/", prefix, i, "/notifications")});
     }
     auto inserted = store_.InsertNotification(record, targets);
     EXPECT_TRUE(inserted.ok()) << inserted.status();
-    return record.notification_id;
+    return inserted.ok() ? inserted->notification : record;
+  }
+
+  // Stores a notification to `count` devices d0, d1, ... and returns its id.
+  std::string Insert(int count, std::optional<absl::Time> expire_time = std::nullopt,
+                     int qos = 1) {
+    return Store(count, "d", expire_time, qos, std::nullopt).notification_id;
   }
 
   // Stores a notification to `count` devices that no worker can claim (its
@@ -115,23 +124,12 @@ class DeliveryDispatcherTest : public ::testing::Test {
   // fake cannot claim at insert: the store counts no attempt for them, so
   // an attempt in the store shows that a worker claimed one.
   std::vector<ClaimedDelivery> InsertForHandoff(int count) {
-    NotificationRecord record;
-    record.tenant_id = kDefaultTenant;
-    record.notification_id = absl::StrCat("n", ++notifications_);
-    record.options.qos = 1;
-    record.options.send_time = clock_.Now() + absl::Hours(1);
-    record.payload = absl::StrCat("{\"id\":\"", record.notification_id, "\"}");
-    std::vector<ResolvedTarget> targets;
-    for (int i = 0; i < count; ++i) {
-      targets.push_back({.device_id = absl::StrCat("h", i),
-                         .topic = absl::StrCat("devices/h", i, "/notifications")});
-    }
-    auto inserted = store_.InsertNotification(record, targets);
-    EXPECT_TRUE(inserted.ok()) << inserted.status();
+    const NotificationRecord record =
+        Store(count, "h", std::nullopt, /*qos=*/1, clock_.Now() + absl::Hours(1));
     auto page = store_.ListDeliveries(kDefaultTenant, record.notification_id, 1000, "");
     EXPECT_TRUE(page.ok()) << page.status();
     std::vector<ClaimedDelivery> claimed;
-    if (!inserted.ok() || !page.ok()) return claimed;
+    if (!page.ok()) return claimed;
     for (const DeliveryRecord& delivery : page->items) {
       claimed.push_back({.delivery_id = delivery.delivery_id,
                          .notification_id = record.notification_id,
@@ -139,7 +137,7 @@ class DeliveryDispatcherTest : public ::testing::Test {
                          .qos = delivery.qos,
                          .payload = record.payload,
                          .attempts = 1,
-                         .accept_time = inserted->notification.create_time});
+                         .accept_time = record.create_time});
     }
     return claimed;
   }
