@@ -142,6 +142,16 @@ class DeliveryDispatcherTest : public ::testing::Test {
     return claimed;
   }
 
+  // Hands `count` new deliveries to `dispatcher` as the Notifier does
+  // (reserve, then hand over what was claimed at `claim_started`).
+  std::vector<ClaimedDelivery> HandOver(DeliveryDispatcher& dispatcher, int count,
+                                        absl::Time claim_started) {
+    std::vector<ClaimedDelivery> handed = InsertForHandoff(count);
+    EXPECT_EQ(dispatcher.ReserveHandoff(count), count);
+    dispatcher.Handoff(handed, count, claim_started);
+    return handed;
+  }
+
   // Waits until the claim loop has looked at the provider `rounds` more
   // times, so that a test can then assert that it did nothing.
   void LetClaimLoopRun(int rounds) {
@@ -594,9 +604,7 @@ TEST_F(DeliveryDispatcherTest, StopClaimingHandsWhatIsReadyToTheProvider) {
   provider_.set_max_in_flight(0);
   DeliveryDispatcher dispatcher(store_, provider_, metrics_, Options());
   dispatcher.Start();
-  const std::vector<ClaimedDelivery> handed = InsertForHandoff(3);
-  ASSERT_EQ(dispatcher.ReserveHandoff(3), 3);
-  dispatcher.Handoff(handed, 3, absl::Now());
+  const std::vector<ClaimedDelivery> handed = HandOver(dispatcher, 3, absl::Now());
   LetClaimLoopRun(3);
   EXPECT_EQ(provider_.published_count(), 0u) << "the window is full";
 
@@ -643,9 +651,7 @@ TEST_F(DeliveryDispatcherTest, StopReleasesDeliveriesStillReady) {
   provider_.set_max_in_flight(0);  // the window never opens
   DeliveryDispatcher dispatcher(store_, provider_, metrics_, options);
   dispatcher.Start();
-  const std::vector<ClaimedDelivery> handed = InsertForHandoff(3);
-  ASSERT_EQ(dispatcher.ReserveHandoff(3), 3);
-  dispatcher.Handoff(handed, 3, absl::Now());
+  const std::vector<ClaimedDelivery> handed = HandOver(dispatcher, 3, absl::Now());
 
   dispatcher.StopClaiming();
   EXPECT_THAT(store_.recorded_outcomes(), IsEmpty()) << "held until Stop";
@@ -695,9 +701,7 @@ TEST_F(DeliveryDispatcherTest, HeldDeliveriesHaveTheirLeaseExtendedWhileTheWindo
   provider_.set_max_in_flight(0);
   DeliveryDispatcher dispatcher(store_, provider_, metrics_, Options());
   dispatcher.Start();
-  const std::vector<ClaimedDelivery> handed = InsertForHandoff(2);
-  ASSERT_EQ(dispatcher.ReserveHandoff(2), 2);
-  dispatcher.Handoff(handed, 2, absl::Now() - Options().lease * 3 / 4);
+  const std::vector<ClaimedDelivery> handed = HandOver(dispatcher, 2, absl::Now() - Options().lease * 3 / 4);
   const absl::Time deadline = absl::Now() + kWait;
   while (store_.extended_leases() < 2 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(5));
