@@ -286,14 +286,18 @@ class Phases:
 class Servers:
     """PostgreSQL and Mosquitto from scripts/test-servers.sh, in the results dir."""
 
-    def __init__(self, directory, durable):
+    def __init__(self, directory, durable, statements=False):
         self.dir = directory
         self.durable = durable
+        self.statements = statements
         self.env = {}
 
     def start(self):
         env = dict(os.environ, HERALD_TEST_MQTT_PERSISTENCE="0",
                    HERALD_TEST_PG_DURABLE="1" if self.durable else "0")
+        if self.statements:
+            env["HERALD_TEST_PG_SETTINGS"] = ("shared_preload_libraries = 'pg_stat_statements'\n"
+                                              "pg_stat_statements.track = all")
         subprocess.run([os.path.join(REPO, "scripts/test-servers.sh"), "start", self.dir],
                        env=env, check=True, stdout=subprocess.DEVNULL)
         self.env = read_env(os.path.join(self.dir, "servers.env"))
@@ -355,6 +359,31 @@ def reset_outbox(servers):
     servers.psql("CHECKPOINT")
 
 
+STATEMENTS_TOP = 15
+
+
+def reset_statements(servers):
+    servers.psql("SELECT pg_stat_statements_reset()")
+
+
+def top_statements(servers, deliveries):
+    """The statements that took the most server time since the last reset,
+    with their cost per 10,000 deliveries (--pg-statements)."""
+    per = 1e4 / deliveries if deliveries else 0
+    rows = servers.psql(
+        "SELECT calls, rows, round(total_exec_time::numeric, 1), "
+        "regexp_replace(left(query, 160), '\\s+', ' ', 'g') FROM pg_stat_statements "
+        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'herald') "
+        f"ORDER BY total_exec_time DESC LIMIT {STATEMENTS_TOP}")
+    top = []
+    for line in rows.splitlines():
+        calls, nrows, ms, query = line.split("|", 3)
+        top.append({"calls": int(calls), "rows": int(nrows), "exec_ms": float(ms),
+                    "exec_ms_per_10k": round(float(ms) * per, 1),
+                    "calls_per_10k": round(int(calls) * per, 1), "query": query})
+    return top
+
+
 def database_counters(servers):
     """Commits and row counts of the herald database (pg_stat_database)."""
     try:
@@ -388,7 +417,8 @@ class Bench:
         self.herald = os.path.join(self.build, "service", "herald")
         self.tool = lambda name: os.path.join(self.build, "bench", name)
         self.quick = 1 if args.quick else 0
-        self.servers = Servers(os.path.join(self.results, "servers"), durable=not args.pg_fast)
+        self.servers = Servers(os.path.join(self.results, "servers"), durable=not args.pg_fast,
+                               statements=args.pg_statements)
         self.cpu = CpuSampler(self.servers)
         self.herald_flags = HERALD_FLAGS + args.herald_flag
 
@@ -540,6 +570,8 @@ class Bench:
         log(f"{name}: {spec['what']}")
         phases = Phases()
         reset_outbox(self.servers)
+        if self.args.pg_statements:
+            reset_statements(self.servers)
         db_before = database_counters(self.servers)
         phases.mark("reset")
         herald, target = self.start_herald(name)
@@ -596,6 +628,13 @@ class Bench:
         db_after = database_counters(self.servers)
         database = {k: db_after[k] - db_before.get(k, 0) for k in db_after}
         fleet_result = self.read_json(f"{name}.fleet.json") if fleet else None
+        statements = None
+        if self.args.pg_statements:
+            statements = top_statements(self.servers, received.get("distinct", 0))
+            with open(os.path.join(self.raw, name + ".statements.txt"), "w") as f:
+                for s in statements:
+                    f.write(f"{s['exec_ms_per_10k']:>9} ms/10k {s['calls_per_10k']:>9} calls/10k "
+                            f"{s['rows']:>9} rows  {s['query']}\n")
         cpu = CpuSampler.delta(before, after)
         cpu["loadgen"] = load.get("cpu_seconds", 0)
         cpu["subscriber"] = received.get("cpu_seconds", 0)
@@ -621,7 +660,7 @@ class Bench:
             "phase_seconds": phases.seconds,
             "herald_thread_cpu_seconds": herald_threads,
             "herald_threads_seen": len(sampler.threads),
-            "database": database,
+            "database": database, "statements": statements,
             "commits_per_1k_deliveries": round(database.get("commits", 0) * 1e3 / distinct, 1)
                                          if distinct else None,
             "rows_fetched_per_delivery": round(database.get("rows_fetched", 0) / distinct, 1)
@@ -687,6 +726,8 @@ class Bench:
         self.servers.start()
         try:
             seed(self.servers, self.herald)
+            if self.args.pg_statements:
+                self.servers.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             ceilings = {}
             for qos in qos_list:
                 row = self.attempt(self.run_ceiling, qos)
@@ -999,6 +1040,9 @@ def main():
                         help="an extra flag for `herald serve` (repeatable)")
     parser.add_argument("--pg-fast", action="store_true",
                         help="PostgreSQL without fsync and synchronous commit (not the durable path)")
+    parser.add_argument("--pg-statements", action="store_true",
+                        help="load pg_stat_statements; write each scenario's costliest "
+                             "statements to raw/<scenario>.statements.txt")
     parser.add_argument("--perf", action="store_true",
                         help="sample every CPU with perf during each Herald scenario")
     parser.add_argument("--retries", type=int, default=2,

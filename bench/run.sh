@@ -6,6 +6,7 @@
 #   bench/run.sh --scenario group100k --scenario single --qos 1
 #   bench/run.sh --herald-flag=--delivery_workers=4    # try a Herald setting
 #   bench/run.sh --perf               # also sample every CPU with perf during each scenario
+#   bench/run.sh --pg-statements      # also list each scenario's costliest SQL statements
 #
 # It installs what it needs (Debian packages; nothing when all are there),
 # builds Herald and the benchmark's programs in Release in build-bench/,
@@ -24,7 +25,7 @@ perf=0
 for arg in "$@"; do
   case "${arg}" in
     --perf) perf=1 ;;
-    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   esac
 done
 

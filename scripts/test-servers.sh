@@ -71,6 +71,10 @@ start() {
 max_connections = 200
 shared_buffers = 256MB
 CONF
+  # Extra server settings, one per line (the benchmark's --pg-statements).
+  if [ -n "${HERALD_TEST_PG_SETTINGS:-}" ]; then
+    printf '%s\n' "${HERALD_TEST_PG_SETTINGS}" >>"${dir}/pg/data/postgresql.conf"
+  fi
   # Fast but not crash-safe, unless a test crashes the database on purpose.
   if [ "${HERALD_TEST_PG_DURABLE:-0}" != 1 ]; then
     cat >>"${dir}/pg/data/postgresql.conf" <<CONF
