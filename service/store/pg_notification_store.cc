@@ -25,8 +25,7 @@ constexpr char kDeliveriesList[] = "deliveries";
 // Delivery states as stored; they are DeliveryStateName's values (the
 // integration tests check that they agree).
 struct NotificationStatements {
-  PgStatement insert_notification, insert_deliveries, insert_claimed_deliveries,
-      insert_notifications_bulk, insert_deliveries_bulk, get_by_idempotency_key, get, list,
+  PgStatement insert_notification, insert_deliveries, insert_notifications_bulk, insert_deliveries_bulk, get_by_idempotency_key, get, list,
       list_deliveries, cancel, claim, extend_leases, record_outcomes, stats, backlog;
 };
 
@@ -68,36 +67,28 @@ const NotificationStatements& Statements() {
                  " DO NOTHING RETURNING ",
                  MicrosSql("create_time"),
                  " AS create_us, coalesce(send_time > now(), false) AS scheduled")},
-        // The targets arrive as two parallel arrays; everything else is
-        // copied from the notification row inserted just before.
+        // The targets arrive as two parallel arrays, the notification's own
+        // columns as parameters: the statement reads no table, so its plan
+        // cannot go stale as the notifications table grows from empty. The
+        // first $4 deliveries are claimed as the claim statement would (an
+        // attempt counted, leased until now() + $5); returns their ids in
+        // target order (identity values are drawn in the order of the rows
+        // inserted).
         .insert_deliveries =
             {"herald_insert_deliveries",
-             "INSERT INTO deliveries (tenant_id, notification_id, device_id, topic, qos, retain,"
-             " next_attempt_time, expire_time)"
-             " SELECT n.tenant_id, n.notification_id, t.device_id, t.topic, n.qos, n.retain,"
-             " coalesce(n.send_time, now()), n.expire_time"
-             " FROM notifications n, unnest($2::text[], $3::text[]) WITH ORDINALITY"
-             " AS t(device_id, topic, position)"
-             " WHERE n.notification_id = $1 ORDER BY t.position"},
-        // The same, with the first $4 deliveries claimed as the claim
-        // statement would (an attempt counted, leased until now() + $5);
-        // returns their ids in target order (identity values are drawn in
-        // the order of the rows inserted).
-        .insert_claimed_deliveries =
-            {"herald_insert_claimed_deliveries",
              absl::StrCat(
                  "WITH inserted AS (INSERT INTO deliveries (tenant_id, notification_id, device_id,"
                  " topic, qos, retain, attempts, last_attempt_time, next_attempt_time,"
                  " expire_time)"
-                 " SELECT n.tenant_id, n.notification_id, t.device_id, t.topic, n.qos, n.retain,"
+                 " SELECT $6, $1, t.device_id, t.topic, $7::int2, $8::bool,"
                  " CASE WHEN t.position <= $4 THEN 1 ELSE 0 END,"
                  " CASE WHEN t.position <= $4 THEN now() END,"
                  " CASE WHEN t.position <= $4 THEN now() + ",
-                 IntervalFromMicrosSql("$5"),
-                 " ELSE coalesce(n.send_time, now()) END, n.expire_time"
-                 " FROM notifications n, unnest($2::text[], $3::text[]) WITH ORDINALITY"
+                 IntervalFromMicrosSql("$5"), " ELSE coalesce(", TimestampFromMicrosSql("$9"),
+                 ", now()) END, ", TimestampFromMicrosSql("$10"),
+                 " FROM unnest($2::text[], $3::text[]) WITH ORDINALITY"
                  " AS t(device_id, topic, position)"
-                 " WHERE n.notification_id = $1 ORDER BY t.position"
+                 " ORDER BY t.position"
                  " RETURNING delivery_id, attempts)"
                  " SELECT delivery_id FROM inserted WHERE attempts > 0 ORDER BY delivery_id")},
         // Several notifications in one statement: one array per column, in
@@ -128,24 +119,29 @@ const NotificationStatements& Statements() {
                  " DO NOTHING RETURNING notification_id, ",
                  MicrosSql("create_time"),
                  " AS create_us, coalesce(send_time > now(), false) AS scheduled")},
-        // The deliveries of several notifications (parallel arrays: the
-        // notification, device, topic and whether to claim it at insert, as
-        // insert_claimed_deliveries does with lease $5); returns the claimed
-        // ones in target order.
+        // The deliveries of several notifications: per delivery, the
+        // position of its notification in the notification arrays ($6-$11),
+        // device, topic and whether to claim it at insert (as
+        // insert_deliveries does, with lease $5). Like insert_deliveries it
+        // reads no table. Returns the claimed ones in target order.
         .insert_deliveries_bulk =
             {"herald_insert_deliveries_bulk",
              absl::StrCat(
-                 "WITH inserted AS (INSERT INTO deliveries (tenant_id, notification_id,"
+                 "WITH n AS (SELECT * FROM unnest($6::text[], $7::text[], $8::int2[], $9::bool[],"
+                 " $10::int8[], $11::int8[]) WITH ORDINALITY"
+                 " AS n(notification_id, tenant_id, qos, retain, send_us, expire_us, k)),"
+                 " inserted AS (INSERT INTO deliveries (tenant_id, notification_id,"
                  " device_id, topic, qos, retain, attempts, last_attempt_time,"
                  " next_attempt_time, expire_time)"
                  " SELECT n.tenant_id, n.notification_id, t.device_id, t.topic, n.qos, n.retain,"
                  " CASE WHEN t.claim THEN 1 ELSE 0 END, CASE WHEN t.claim THEN now() END,"
                  " CASE WHEN t.claim THEN now() + ",
-                 IntervalFromMicrosSql("$5"),
-                 " ELSE coalesce(n.send_time, now()) END, n.expire_time"
-                 " FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY"
-                 " AS t(notification_id, device_id, topic, claim, position)"
-                 " JOIN notifications n ON n.notification_id = t.notification_id"
+                 IntervalFromMicrosSql("$5"), " ELSE coalesce(",
+                 TimestampFromMicrosSql("n.send_us"), ", now()) END, ",
+                 TimestampFromMicrosSql("n.expire_us"),
+                 " FROM unnest($1::int8[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY"
+                 " AS t(k, device_id, topic, claim, position)"
+                 " JOIN n ON n.k = t.k"
                  " ORDER BY t.position"
                  " RETURNING delivery_id, notification_id, attempts)"
                  " SELECT delivery_id, notification_id FROM inserted WHERE attempts > 0"
@@ -224,12 +220,19 @@ const NotificationStatements& Statements() {
                  " AS expire_us"
                  " FROM claimed c JOIN notifications n ON n.notification_id = c.notification_id"
                  " WHERE c.state = 'pending' ORDER BY c.delivery_id")},
-        .extend_leases = {"herald_extend_leases",
+        // extend_leases and record_outcomes touch rows by primary key. They
+        // run unprepared (planned with the array's real length and the
+        // table's real size each time), and their pending check is written
+        // so that the partial due index cannot serve it: planned from
+        // statistics taken while few deliveries were pending, the due index
+        // looks cheapest and then reads every pending row of a large
+        // fan-out on each call.
+        .extend_leases = {"",
                           absl::StrCat("UPDATE deliveries SET next_attempt_time = now() + ",
                                        IntervalFromMicrosSql("$2"),
                                        " WHERE delivery_id = ANY($1::int8[])"
-                                       " AND state = 'pending'")},
-        .record_outcomes = {"herald_record_outcomes",
+                                       " AND state || '' = 'pending'")},
+        .record_outcomes = {"",
                             absl::StrCat(
                                 "UPDATE deliveries d SET state = o.state,"
                                 " complete_time = CASE WHEN o.state = 'pending' THEN NULL"
@@ -240,7 +243,8 @@ const NotificationStatements& Statements() {
                                 " last_error = coalesce(nullif(o.error, ''), d.last_error)"
                                 " FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[])"
                                 " AS o(delivery_id, state, retry_us, error)"
-                                " WHERE d.delivery_id = o.delivery_id AND d.state = 'pending'")},
+                                " WHERE d.delivery_id = o.delivery_id"
+                                " AND d.state || '' = 'pending'")},
         .stats = {"herald_get_stats",
                   absl::StrCat(
                       "WITH g AS (SELECT qos, provider,"
@@ -474,18 +478,14 @@ absl::StatusOr<InsertedNotification> InsertOne(PgSession& session, pqxx::work& t
       topics.push_back(target.topic);
     }
     claim_count = std::clamp<int64_t>(claim_count, 0, static_cast<int64_t>(targets.size()));
-    if (claim_count == 0) {
-      tx.exec_prepared(session.Prepare(statements.insert_deliveries),
-                       notification.notification_id, PgTextArrayLiteral(device_ids),
-                       PgTextArrayLiteral(topics));
-    } else {
-      const pqxx::result ids = tx.exec_prepared(
-          session.Prepare(statements.insert_claimed_deliveries), notification.notification_id,
-          PgTextArrayLiteral(device_ids), PgTextArrayLiteral(topics), claim_count,
-          std::max<int64_t>(0, absl::ToInt64Microseconds(claim_lease)));
-      claimed.reserve(ids.size());
-      for (const pqxx::row& row : ids) claimed.push_back(row[0].as<int64_t>());
-    }
+    const pqxx::result ids = tx.exec_prepared(
+        session.Prepare(statements.insert_deliveries), notification.notification_id,
+        PgTextArrayLiteral(device_ids), PgTextArrayLiteral(topics), claim_count,
+        std::max<int64_t>(0, absl::ToInt64Microseconds(claim_lease)), notification.tenant_id,
+        notification.options.qos, notification.options.retain,
+        MicrosOf(notification.options.send_time), MicrosOf(notification.expire_time));
+    claimed.reserve(ids.size());
+    for (const pqxx::row& row : ids) claimed.push_back(row[0].as<int64_t>());
   }
   InsertedNotification result;
   result.claimed_delivery_ids = std::move(claimed);
@@ -599,16 +599,31 @@ std::vector<absl::StatusOr<InsertedNotification>> InsertMany(
                                               .scheduled = row["scheduled"].as<bool>()};
   }
 
-  std::vector<std::string> delivery_notifications, device_ids, topics;
+  // The stored notifications' own columns, and per delivery the position
+  // (from 1) of its notification among them.
+  std::vector<std::string> stored_ids, stored_tenants;
+  std::vector<int64_t> stored_qos;
+  std::vector<bool> stored_retain;
+  std::vector<std::optional<int64_t>> stored_send_times, stored_expire_times;
+  std::vector<int64_t> positions;
+  std::vector<std::string> device_ids, topics;
   std::vector<bool> claims;
   absl::Duration lease = absl::ZeroDuration();
   for (const NotificationToInsert& entry : entries) {
-    if (!stored.contains(entry.notification->notification_id)) continue;
+    const NotificationRecord& notification = *entry.notification;
+    if (!stored.contains(notification.notification_id) || entry.targets->empty()) continue;
+    stored_ids.push_back(notification.notification_id);
+    stored_tenants.push_back(notification.tenant_id);
+    stored_qos.push_back(notification.options.qos);
+    stored_retain.push_back(notification.options.retain);
+    stored_send_times.push_back(MicrosOf(notification.options.send_time));
+    stored_expire_times.push_back(MicrosOf(notification.expire_time));
+    const int64_t position = static_cast<int64_t>(stored_ids.size());
     const int64_t claim_count = std::clamp<int64_t>(
         entry.claim_count, 0, static_cast<int64_t>(entry.targets->size()));
     if (claim_count > 0) lease = std::max(lease, entry.claim_lease);
     for (size_t i = 0; i < entry.targets->size(); ++i) {
-      delivery_notifications.push_back(entry.notification->notification_id);
+      positions.push_back(position);
       device_ids.push_back((*entry.targets)[i].device_id);
       topics.push_back((*entry.targets)[i].topic);
       claims.push_back(static_cast<int64_t>(i) < claim_count);
@@ -617,10 +632,13 @@ std::vector<absl::StatusOr<InsertedNotification>> InsertMany(
   absl::flat_hash_map<std::string, std::vector<int64_t>> claimed;
   if (!device_ids.empty()) {
     const pqxx::result rows = tx.exec_prepared(
-        session.Prepare(statements.insert_deliveries_bulk),
-        PgTextArrayLiteral(delivery_notifications), PgTextArrayLiteral(device_ids),
-        PgTextArrayLiteral(topics), ArrayLiteral(claims, append_bool),
-        std::max<int64_t>(0, absl::ToInt64Microseconds(lease)));
+        session.Prepare(statements.insert_deliveries_bulk), ArrayLiteral(positions, append_int),
+        PgTextArrayLiteral(device_ids), PgTextArrayLiteral(topics),
+        ArrayLiteral(claims, append_bool),
+        std::max<int64_t>(0, absl::ToInt64Microseconds(lease)), PgTextArrayLiteral(stored_ids),
+        PgTextArrayLiteral(stored_tenants), ArrayLiteral(stored_qos, append_int),
+        ArrayLiteral(stored_retain, append_bool), ArrayLiteral(stored_send_times, AppendOptionalInt),
+        ArrayLiteral(stored_expire_times, AppendOptionalInt));
     for (const pqxx::row& row : rows) {
       claimed[TextOf(row["notification_id"])].push_back(row["delivery_id"].as<int64_t>());
     }
@@ -656,7 +674,7 @@ std::vector<absl::StatusOr<InsertedNotification>> InsertMany(
 }
 
 // Above this many targets in a batch, notifications are inserted one by
-// one: a fan-out's deliveries are copied from its one row, not joined.
+// one: a fan-out's deliveries do not need a notification index each.
 constexpr size_t kMaxBulkTargets = 10000;
 
 constexpr size_t kMaxInsertBatch = 128;
@@ -877,8 +895,8 @@ absl::Status PgNotificationStore::ExtendLeases(const std::vector<int64_t>& deliv
   return RunPgOperation(*pool_, observer_, "extend_leases", PgRetry::kOnLostConnection,
                         [&](PgSession& session) -> absl::Status {
                           pqxx::nontransaction tx(session.connection());
-                          tx.exec_prepared(session.Prepare(Statements().extend_leases),
-                                           ids_literal, lease_micros);
+                          tx.exec_params(Statements().extend_leases.sql, ids_literal,
+                                         lease_micros);
                           return absl::OkStatus();
                         });
 }
@@ -913,9 +931,8 @@ absl::Status PgNotificationStore::RecordOutcomes(const std::vector<DeliveryOutco
   return RunPgOperation(*pool_, observer_, "record_outcomes", PgRetry::kOnLostConnection,
                         [&](PgSession& session) -> absl::Status {
                           pqxx::nontransaction tx(session.connection());
-                          tx.exec_prepared(session.Prepare(Statements().record_outcomes),
-                                           ids_literal, states_literal, retry_literal,
-                                           errors_literal);
+                          tx.exec_params(Statements().record_outcomes.sql, ids_literal,
+                                         states_literal, retry_literal, errors_literal);
                           return absl::OkStatus();
                         });
 }
