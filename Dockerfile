@@ -19,7 +19,7 @@ RUN apt-get update \
       g++ cmake ninja-build pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libabsl-dev libpaho-mqttpp-dev libpaho-mqtt-dev libpqxx-dev prometheus-cpp-dev \
-      libspdlog-dev libssl-dev \
+      libspdlog-dev libssl-dev libjemalloc-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -53,7 +53,7 @@ RUN apt-get update \
       libpaho-mqtt1.3 libpaho-mqttpp3-1 \
       libpqxx-6.4 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
-      libspdlog1.10 libssl3 \
+      libspdlog1.10 libssl3 libjemalloc2 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 herald \
  && useradd --system --uid 10001 --gid herald --no-create-home --home-dir /nonexistent \

@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libpqxx-dev prometheus-cpp-dev
-  libgtest-dev libgmock-dev libspdlog-dev libssl-dev
+  libgtest-dev libgmock-dev libspdlog-dev libssl-dev libjemalloc-dev
   postgresql mosquitto mosquitto-clients prometheus openssl iptables
   clang libclang-rt-14-dev
   shellcheck
