@@ -23,7 +23,12 @@ constexpr char kNotificationsList[] = "notifications";
 constexpr char kDeliveriesList[] = "deliveries";
 
 // Delivery states as stored; they are DeliveryStateName's values (the
-// integration tests check that they agree).
+// integration tests check that they agree). A lookup by notification id
+// also names the tenant, which the notifications list index leads with:
+// planned for an empty table, that index looks as cheap as the primary key
+// and then reads all of the tenant's rows, so such lookups, like the
+// statements whose plan depends on a table's size, are planned on each
+// call (PgStatement::plan_each_call).
 struct NotificationStatements {
   PgStatement insert_notification, insert_deliveries, insert_notifications_bulk, insert_deliveries_bulk, get_by_idempotency_key, get, list,
       list_deliveries, cancel, claim, extend_leases, record_outcomes, stats, backlog;
@@ -152,7 +157,8 @@ const NotificationStatements& Statements() {
                                                 " AND n.idempotency_key = $2")},
         .get = {"herald_get_notification",
                 absl::StrCat("SELECT ", columns, from_with_counts,
-                             " WHERE n.tenant_id = $1 AND n.notification_id = $2")},
+                             " WHERE n.tenant_id = $1 AND n.notification_id = $2"),
+                /*plan_each_call=*/true},
         .list = {"herald_list_notifications",
                  absl::StrCat("SELECT ", columns, from_with_counts,
                               " WHERE n.tenant_id = $1 AND ($2::int8 IS NULL OR"
@@ -173,7 +179,8 @@ const NotificationStatements& Statements() {
                           " WHERE x.notification_id = n.notification_id AND x.delivery_id > $3"
                           " ORDER BY x.delivery_id LIMIT $4) AS d ON true"
                           " WHERE n.tenant_id = $1 AND n.notification_id = $2"
-                          " ORDER BY d.delivery_id")},
+                          " ORDER BY d.delivery_id"),
+             /*plan_each_call=*/true},
         // Locks in delivery id order, so that concurrent cancels cannot
         // deadlock each other.
         .cancel = {"herald_cancel_notification",
@@ -187,7 +194,8 @@ const NotificationStatements& Statements() {
                    " WHERE d.delivery_id = locked.delivery_id AND d.state = 'pending'"
                    " RETURNING 1)"
                    " SELECT (SELECT count(*) FROM n) AS found,"
-                   " (SELECT count(*) FROM cancelled) AS cancelled"},
+                   " (SELECT count(*) FROM cancelled) AS cancelled",
+                   /*plan_each_call=*/true},
         // Due rows, oldest first, skipping those another worker is claiming.
         // Expired ones are completed here and not handed out; the others
         // count an attempt and are leased until now() + $2.
@@ -219,20 +227,22 @@ const NotificationStatements& Statements() {
                  MicrosSql("n.create_time"), " AS accept_us, ", MicrosSql("c.expire_time"),
                  " AS expire_us"
                  " FROM claimed c JOIN notifications n ON n.notification_id = c.notification_id"
-                 " WHERE c.state = 'pending' ORDER BY c.delivery_id")},
+                 " WHERE c.state = 'pending' ORDER BY c.delivery_id"),
+             /*plan_each_call=*/true},
         // extend_leases and record_outcomes touch rows by primary key. They
-        // run unprepared (planned with the array's real length and the
-        // table's real size each time), and their pending check is written
-        // so that the partial due index cannot serve it: planned from
-        // statistics taken while few deliveries were pending, the due index
-        // looks cheapest and then reads every pending row of a large
-        // fan-out on each call.
-        .extend_leases = {"",
+        // are planned on each call (with the array's real length and the
+        // table's real size), and their pending check is written so that
+        // the partial due index cannot serve it: planned from statistics
+        // taken while few deliveries were pending, the due index looks
+        // cheapest and then reads every pending row of a large fan-out on
+        // each call.
+        .extend_leases = {"herald_extend_leases",
                           absl::StrCat("UPDATE deliveries SET next_attempt_time = now() + ",
                                        IntervalFromMicrosSql("$2"),
                                        " WHERE delivery_id = ANY($1::int8[])"
-                                       " AND state || '' = 'pending'")},
-        .record_outcomes = {"",
+                                       " AND state || '' = 'pending'"),
+                          /*plan_each_call=*/true},
+        .record_outcomes = {"herald_record_outcomes",
                             absl::StrCat(
                                 "UPDATE deliveries d SET state = o.state,"
                                 " complete_time = CASE WHEN o.state = 'pending' THEN NULL"
@@ -244,7 +254,8 @@ const NotificationStatements& Statements() {
                                 " FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[])"
                                 " AS o(delivery_id, state, retry_us, error)"
                                 " WHERE d.delivery_id = o.delivery_id"
-                                " AND d.state || '' = 'pending'")},
+                                " AND d.state || '' = 'pending'"),
+                            /*plan_each_call=*/true},
         .stats = {"herald_get_stats",
                   absl::StrCat(
                       "WITH g AS (SELECT qos, provider,"
@@ -775,8 +786,8 @@ absl::StatusOr<NotificationRecord> PgNotificationStore::GetNotification(
   return RunPgOperation(*pool_, observer_, "get_notification", PgRetry::kOnLostConnection,
                         [&](PgSession& session) -> absl::StatusOr<NotificationRecord> {
                           pqxx::nontransaction tx(session.connection());
-                          const pqxx::result rows = tx.exec_prepared(
-                              session.Prepare(Statements().get), tenant_id, notification_id);
+                          const pqxx::result rows =
+                              session.Exec(tx, Statements().get, tenant_id, notification_id);
                           if (rows.empty()) return NotificationNotFound(notification_id);
                           return NotificationOf(rows[0]);
                         });
@@ -796,8 +807,8 @@ absl::StatusOr<Page<DeliveryRecord>> PgNotificationStore::ListDeliveries(
                         [&](PgSession& session) -> absl::StatusOr<Page<DeliveryRecord>> {
                           pqxx::nontransaction tx(session.connection());
                           const pqxx::result rows =
-                              tx.exec_prepared(session.Prepare(Statements().list_deliveries),
-                                               tenant_id, notification_id, after, limit + 1);
+                              session.Exec(tx, Statements().list_deliveries, tenant_id,
+                                           notification_id, after, limit + 1);
                           if (rows.empty()) return NotificationNotFound(notification_id);
                           Page<DeliveryRecord> page;
                           for (const pqxx::row& row : rows) {
@@ -856,8 +867,9 @@ absl::StatusOr<int64_t> PgNotificationStore::CancelNotification(
   return RunPgOperation(*pool_, observer_, "cancel_notification", PgRetry::kNever,
                         [&](PgSession& session) -> absl::StatusOr<int64_t> {
                           pqxx::nontransaction tx(session.connection());
-                          const pqxx::row row = tx.exec_prepared1(
-                              session.Prepare(Statements().cancel), tenant_id, notification_id);
+                          const pqxx::row row = session.Exec(tx, Statements().cancel, tenant_id,
+                                                             notification_id)
+                                                    .at(0);
                           if (row["found"].as<int64_t>() == 0) {
                             return NotificationNotFound(notification_id);
                           }
@@ -877,8 +889,8 @@ absl::StatusOr<std::vector<ClaimedDelivery>> PgNotificationStore::ClaimDueDelive
   return RunPgOperation(*pool_, observer_, "claim_deliveries", PgRetry::kOnLostConnection,
                         [&](PgSession& session) -> absl::StatusOr<std::vector<ClaimedDelivery>> {
                           pqxx::nontransaction tx(session.connection());
-                          const pqxx::result rows = tx.exec_prepared(
-                              session.Prepare(Statements().claim), max, lease_micros);
+                          const pqxx::result rows =
+                              session.Exec(tx, Statements().claim, max, lease_micros);
                           std::vector<ClaimedDelivery> claimed;
                           claimed.reserve(rows.size());
                           for (const pqxx::row& row : rows) claimed.push_back(ClaimedOf(row));
@@ -895,8 +907,8 @@ absl::Status PgNotificationStore::ExtendLeases(const std::vector<int64_t>& deliv
   return RunPgOperation(*pool_, observer_, "extend_leases", PgRetry::kOnLostConnection,
                         [&](PgSession& session) -> absl::Status {
                           pqxx::nontransaction tx(session.connection());
-                          tx.exec_params(Statements().extend_leases.sql, ids_literal,
-                                         lease_micros);
+                          session.Exec(tx, Statements().extend_leases, ids_literal,
+                                       lease_micros);
                           return absl::OkStatus();
                         });
 }
@@ -931,8 +943,8 @@ absl::Status PgNotificationStore::RecordOutcomes(const std::vector<DeliveryOutco
   return RunPgOperation(*pool_, observer_, "record_outcomes", PgRetry::kOnLostConnection,
                         [&](PgSession& session) -> absl::Status {
                           pqxx::nontransaction tx(session.connection());
-                          tx.exec_params(Statements().record_outcomes.sql, ids_literal,
-                                         states_literal, retry_literal, errors_literal);
+                          session.Exec(tx, Statements().record_outcomes, ids_literal,
+                                       states_literal, retry_literal, errors_literal);
                           return absl::OkStatus();
                         });
 }

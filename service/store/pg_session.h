@@ -44,10 +44,17 @@ struct PgPoolSlot {
   absl::flat_hash_set<std::string> prepared;     // names prepared on `connection`
 };
 
-// A named SQL statement, prepared on each connection at its first use there.
+// A named SQL statement, prepared on each connection at its first use there
+// and from then on run with a plan PostgreSQL may cache for the session.
+// plan_each_call: run unprepared instead, planned with this call's
+// parameters and the tables' size now. For statements whose best plan
+// depends on that: a plan cached while a table was empty (a new database,
+// or one whose statistics say so) keeps scanning it as it grows until
+// autovacuum analyses it again.
 struct PgStatement {
   std::string name;
   std::string sql;
+  bool plan_each_call = false;
 };
 
 // A connection borrowed from the pool for one operation; returns it when
@@ -68,6 +75,14 @@ class PgSession {
   // returns its name for exec_prepared. (libpqxx sends the PREPARE together
   // with the first execution, so this costs no round trip.)
   std::string Prepare(const PgStatement& statement);
+
+  // Runs `statement` in `tx`: prepared (see Prepare), or unprepared when it
+  // is marked plan_each_call.
+  template <typename... Args>
+  pqxx::result Exec(pqxx::transaction_base& tx, const PgStatement& statement, Args&&... args) {
+    if (statement.plan_each_call) return tx.exec_params(statement.sql, std::forward<Args>(args)...);
+    return tx.exec_prepared(Prepare(statement), std::forward<Args>(args)...);
+  }
 
   // The connection is unusable: the pool closes it and opens a new one on
   // the slot's next use.
