@@ -27,6 +27,7 @@ namespace {
 using ::herald::testing::CreateScratchDatabase;
 using ::herald::testing::MakePool;
 using ::herald::testing::RecordingQueryObserver;
+using ::herald::testing::RowsReadFrom;
 using ::herald::testing::WaitFor;
 
 constexpr absl::Duration kWait = absl::Seconds(15);
@@ -124,6 +125,51 @@ TEST_F(PgCommandStoreTest, InsertGetRoundTripsEveryField) {
             absl::StatusCode::kNotFound);
   EXPECT_TRUE(observer_.Saw("insert_command"));
   EXPECT_TRUE(observer_.Saw("get_command"));
+}
+
+// A new database: the commands table is analysed while empty, the first
+// commands are looked up many times (enough for PostgreSQL to settle on a
+// cached plan), then the table grows. A plan made for the empty table used
+// the device history index, which leads with the tenant, and read every
+// command of the tenant on each lookup.
+TEST_F(PgCommandStoreTest, LookupsReadTheirOwnRowAfterTheTableGrowsFromEmpty) {
+  std::unique_ptr<PgConnectionPool> one = MakePool(url_, {.size = 1});
+  ASSERT_NE(one, nullptr);
+  PgCommandStore store(one.get(), &observer_);
+  {
+    pqxx::connection admin(url_);
+    pqxx::nontransaction tx(admin);
+    tx.exec("ANALYZE commands");
+  }
+  const CommandRecord first = MustInsert(NewCommand());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(store.GetCommand(kDefaultTenant, first.command_id).ok());
+    ASSERT_TRUE(store.RecordAttempt(kDefaultTenant, first.command_id, 1).ok());
+  }
+  constexpr int kOthers = 3000;
+  {
+    pqxx::connection admin(url_);
+    pqxx::nontransaction tx(admin);
+    tx.exec_params(
+        "INSERT INTO commands (command_id, tenant_id, request_id, device_id, action, qos, topic,"
+        " max_attempts, attempt_timeout, expire_time)"
+        " SELECT 'other-' || i, $1, 'request-' || i, 'node-' || (i % 50), 'on', 1, 'cmd/' || i,"
+        " 1, interval '1 second', now() + interval '1 minute'"
+        " FROM generate_series(1, $2::int) AS i",
+        kDefaultTenant, kOthers);
+  }
+
+  const int64_t before = RowsReadFrom(*one, "commands");
+  constexpr int kLookups = 20;
+  for (int i = 0; i < kLookups; ++i) {
+    ASSERT_TRUE(store.GetCommand(kDefaultTenant, first.command_id).ok());
+    ASSERT_TRUE(store.RecordAttempt(kDefaultTenant, first.command_id, 2).ok());
+  }
+  const int64_t read = RowsReadFrom(*one, "commands") - before;
+  // Each of the 40 statements reads its one row (a sequential scan of all
+  // 3,001 rows even once would exceed this).
+  EXPECT_GE(read, 2 * kLookups);
+  EXPECT_LT(read, kOthers) << "rows of commands read by " << 2 * kLookups << " lookups";
 }
 
 TEST_F(PgCommandStoreTest, AttemptsAndCompletionByTheWaiter) {

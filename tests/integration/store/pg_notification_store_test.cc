@@ -29,6 +29,7 @@ namespace {
 using ::herald::testing::CreateScratchDatabase;
 using ::herald::testing::MakePool;
 using ::herald::testing::RecordingQueryObserver;
+using ::herald::testing::RowsReadFrom;
 using ::herald::testing::WaitFor;
 
 // `time` cut to whole microseconds, the precision of a PostgreSQL timestamp.
@@ -495,6 +496,88 @@ TEST_F(PgNotificationStoreTest, ClaimRespectsMaxAndOrder) {
 
 // The handoff path: the first claim_count deliveries are claimed in the
 // insert's own transaction, as ClaimDueDeliveries would claim them.
+// A new database whose outbox then fills: a batch's deliveries are
+// inserted without reading the notifications stored before, and outcomes
+// update their own rows rather than every pending one. Plans cached while
+// the tables were small, or while statistics said nothing was pending, did
+// both: a sequential scan of notifications per insert, and the due index,
+// which holds every pending delivery, per outcome batch.
+TEST_F(PgNotificationStoreTest, WritesReadOnlyTheirOwnRowsAsTheOutboxGrows) {
+  std::unique_ptr<PgConnectionPool> one = MakePool(url_, {.size = 1});
+  ASSERT_NE(one, nullptr);
+  PgNotificationStore store(one.get(), &observer_);
+  const auto insert_pair = [&store](const std::string& name) {
+    const std::vector<ResolvedTarget> targets = Targets(2, name);
+    const NotificationRecord a = Record(name + "-a", targets);
+    const NotificationRecord b = Record(name + "-b", targets);
+    for (const auto& result : store.InsertNotifications(
+             {{.notification = &a, .targets = &targets}, {.notification = &b, .targets = &targets}})) {
+      EXPECT_TRUE(result.ok()) << result.status();
+    }
+  };
+  const auto delivery_ids = [&store](const std::string& notification_id, int count) {
+    std::vector<int64_t> ids;
+    absl::StatusOr<Page<DeliveryRecord>> page =
+        store.ListDeliveries(kDefaultTenant, notification_id, count, "");
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (page.ok()) {
+      for (const DeliveryRecord& delivery : page->items) ids.push_back(delivery.delivery_id);
+    }
+    return ids;
+  };
+  const auto deliver = [&store](const std::vector<int64_t>& ids) {
+    std::vector<DeliveryOutcome> outcomes;
+    for (const int64_t id : ids) outcomes.push_back({.delivery_id = id});
+    ASSERT_TRUE(store.RecordOutcomes(outcomes).ok());
+  };
+  // Small tables, nothing left pending, statistics taken then, and enough
+  // rounds for PostgreSQL to settle on cached plans.
+  for (int round = 0; round < 20; ++round) {
+    const std::string name = absl::StrCat("warm", round);
+    insert_pair(name);
+    deliver(delivery_ids(name + "-a", 2));
+    deliver(delivery_ids(name + "-b", 2));
+    if (round == 9) {
+      pqxx::connection admin(url_);
+      pqxx::nontransaction tx(admin);
+      tx.exec("ANALYZE notifications, deliveries");
+    }
+  }
+  // The outbox grows: 3,000 single-device notifications, and a fan-out
+  // whose 5,000 deliveries stay pending.
+  for (int chunk = 0; chunk < 25; ++chunk) {
+    std::vector<std::vector<ResolvedTarget>> targets;
+    std::vector<NotificationRecord> records;
+    for (int i = 0; i < 120; ++i) {
+      targets.push_back(Targets(1, absl::StrCat("one-", chunk, "-", i)));
+      records.push_back(Record(absl::StrCat("single-", chunk, "-", i), targets.back()));
+    }
+    std::vector<NotificationToInsert> batch;
+    for (int i = 0; i < 120; ++i) {
+      batch.push_back({.notification = &records[i], .targets = &targets[i]});
+    }
+    for (const auto& result : store.InsertNotifications(batch)) {
+      ASSERT_TRUE(result.ok()) << result.status();
+    }
+  }
+  const std::vector<ResolvedTarget> fan_out = Targets(5000, "fan");
+  ASSERT_TRUE(store.InsertNotification(Record("fan-out", fan_out), fan_out).ok());
+  const std::vector<int64_t> ten = delivery_ids("fan-out", 10);
+  ASSERT_EQ(ten.size(), 10u);
+
+  const int64_t notifications_before = RowsReadFrom(*one, "notifications");
+  insert_pair("measured");
+  const int64_t notifications_read = RowsReadFrom(*one, "notifications") - notifications_before;
+  // The foreign-key check of each of the 4 deliveries reads its notification.
+  EXPECT_LT(notifications_read, 100) << "notifications read to insert 2 with 4 deliveries";
+
+  const int64_t deliveries_before = RowsReadFrom(*one, "deliveries");
+  deliver(ten);
+  const int64_t deliveries_read = RowsReadFrom(*one, "deliveries") - deliveries_before;
+  EXPECT_GE(deliveries_read, 10);
+  EXPECT_LT(deliveries_read, 1000) << "deliveries read to record 10 outcomes";
+}
+
 TEST_F(PgNotificationStoreTest, InsertClaimsTheFirstDeliveriesInTargetOrder) {
   const std::vector<ResolvedTarget> targets = Targets(3);
   const NotificationRecord record = Record("n1", targets);

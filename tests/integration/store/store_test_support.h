@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "service/core/query_observer.h"
 #include "service/store/pg_connection_pool.h"
+#include "service/store/pg_session.h"
 
 namespace herald::testing {
 
@@ -71,6 +72,28 @@ inline std::unique_ptr<PgConnectionPool> MakePool(const std::string& url,
 
 // A loopback port that nothing listens on (the kernel picked it for a socket
 // that is closed again at once).
+// Rows of `table` that `pool`'s sessions have read so far, sequentially or
+// through an index (pg_stat_user_tables): what a store's statements cost,
+// independent of timing. Give the store a pool of one connection, so that
+// its statements ran on the backend whose counters this publishes first
+// (PostgreSQL 15 publishes a backend's counters at most once a second
+// unless told to).
+inline int64_t RowsReadFrom(PgConnectionPool& pool, const std::string& table) {
+  absl::StatusOr<PgSession> session = PgSession::Open(pool);
+  EXPECT_TRUE(session.ok()) << session.status();
+  if (!session.ok()) return -1;
+  {
+    pqxx::nontransaction flush(session->connection());
+    flush.exec("SELECT pg_stat_force_next_flush()");
+  }
+  pqxx::nontransaction read(session->connection());
+  return read
+      .exec_params1("SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+                    " FROM pg_stat_user_tables WHERE relname = $1",
+                    table)[0]
+      .as<int64_t>();
+}
+
 inline int UnusedLocalPort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
