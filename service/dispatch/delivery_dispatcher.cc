@@ -354,7 +354,7 @@ void DeliveryDispatcher::ReportGivenBack(int64_t deliveries) {
 void DeliveryDispatcher::Publish(ClaimedDelivery delivery, absl::Time now) {
   OutgoingMessage message;
   message.topic = std::move(delivery.topic);
-  message.payload = std::move(delivery.payload);
+  message.payload = *delivery.payload;
   message.qos = delivery.qos;
   message.retain = delivery.retain;
   if (delivery.expire_time.has_value()) {

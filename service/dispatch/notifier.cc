@@ -191,6 +191,7 @@ std::vector<absl::StatusOr<InsertedNotification>> Notifier::Insert(
       const std::vector<int64_t>& ids = inserted[k]->claimed_delivery_ids;
       const size_t count = std::min(ids.size(), prepared.targets.size());
       if (ids.size() <= static_cast<size_t>(to_insert[k].claim_count)) {
+        const auto payload = std::make_shared<const std::string>(prepared.record.payload);
         claimed.resize(count);
         for (size_t i = 0; i < count; ++i) {
           ClaimedDelivery& delivery = claimed[i];
@@ -199,7 +200,7 @@ std::vector<absl::StatusOr<InsertedNotification>> Notifier::Insert(
           delivery.topic = prepared.targets[i].topic;
           delivery.qos = prepared.record.options.qos;
           delivery.retain = prepared.record.options.retain;
-          delivery.payload = prepared.record.payload;
+          delivery.payload = payload;
           delivery.attempts = 1;
           delivery.accept_time = inserted[k]->notification.create_time;
           delivery.expire_time = prepared.record.expire_time;

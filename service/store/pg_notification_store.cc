@@ -375,7 +375,7 @@ ClaimedDelivery ClaimedOf(const pqxx::row& row) {
   claimed.topic = TextOf(row["topic"]);
   claimed.qos = row["qos"].as<int>();
   claimed.retain = row["retain"].as<bool>();
-  claimed.payload = BytesOf(row["payload"]);
+  claimed.payload = std::make_shared<const std::string>(BytesOf(row["payload"]));
   claimed.attempts = row["attempts"].as<int>();
   claimed.accept_time = TimeOf(row["accept_us"]);
   claimed.expire_time = OptionalTimeOf(row["expire_us"]);

@@ -309,7 +309,7 @@ TEST_F(PgNotificationStoreTest, ClaimPublishRecordLifeCycle) {
   ASSERT_EQ(claimed.size(), 3u);
   for (const ClaimedDelivery& delivery : claimed) {
     EXPECT_EQ(delivery.notification_id, "n1");
-    EXPECT_EQ(delivery.payload, inserted.payload);
+    EXPECT_EQ(*delivery.payload, inserted.payload);
     EXPECT_EQ(delivery.qos, 1);
     EXPECT_FALSE(delivery.retain);
     EXPECT_EQ(delivery.attempts, 1);

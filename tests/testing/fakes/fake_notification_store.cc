@@ -275,7 +275,8 @@ absl::StatusOr<std::vector<ClaimedDelivery>> FakeNotificationStore::ClaimDueDeli
                                       .topic = delivery.record.topic,
                                       .qos = delivery.record.qos,
                                       .retain = delivery.retain,
-                                      .payload = notification.payload,
+                                      .payload = std::make_shared<const std::string>(
+                                          notification.payload),
                                       .attempts = delivery.record.attempts,
                                       .accept_time = notification.create_time,
                                       .expire_time = delivery.expire_time});

@@ -99,7 +99,7 @@ TEST_F(FakeNotificationStoreTest, ClaimCountsAttemptsAndHoldsALease) {
   ASSERT_EQ(claimed.size(), 2u);
   EXPECT_EQ(claimed[0].notification_id, "n1");
   EXPECT_EQ(claimed[0].topic, "t/0");
-  EXPECT_EQ(claimed[0].payload, "{}");
+  EXPECT_EQ(*claimed[0].payload, "{}");
   EXPECT_EQ(claimed[0].attempts, 1);
   EXPECT_EQ(claimed[0].accept_time, clock_.Now());
   EXPECT_EQ(ClaimIds(10).size(), 1u) << "held rows are skipped";

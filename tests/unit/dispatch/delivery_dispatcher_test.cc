@@ -135,7 +135,7 @@ class DeliveryDispatcherTest : public ::testing::Test {
                          .notification_id = record.notification_id,
                          .topic = delivery.topic,
                          .qos = delivery.qos,
-                         .payload = record.payload,
+                         .payload = std::make_shared<const std::string>(record.payload),
                          .attempts = 1,
                          .accept_time = record.create_time});
     }
@@ -548,7 +548,7 @@ TEST_F(DeliveryDispatcherTest, HandedOverDeliveriesArePublishedWithoutAClaim) {
   ASSERT_EQ(published.size(), 3u);
   for (size_t i = 0; i < published.size(); ++i) {
     EXPECT_EQ(published[i].topic, handed[i].topic) << "published in the order handed over";
-    EXPECT_EQ(published[i].payload, handed[i].payload);
+    EXPECT_EQ(published[i].payload, *handed[i].payload);
     EXPECT_EQ(published[i].qos, 1);
     EXPECT_EQ(published[i].user_properties.at("notification_id"), handed[i].notification_id);
   }

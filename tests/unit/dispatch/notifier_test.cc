@@ -745,7 +745,7 @@ TEST_F(NotifierTest, HandsOverWhatTheStoreClaimedAtInsert) {
     EXPECT_EQ(handed[i].notification_id, sent.notification.notification_id);
     EXPECT_EQ(handed[i].qos, 2);
     EXPECT_TRUE(handed[i].retain);
-    EXPECT_EQ(handed[i].payload, sent.notification.payload);
+    EXPECT_EQ(*handed[i].payload, sent.notification.payload);
     EXPECT_EQ(handed[i].attempts, 1) << "the claim at insert is the first attempt";
     EXPECT_EQ(handed[i].accept_time, sent.notification.create_time);
     EXPECT_EQ(handed[i].expire_time, sent.notification.expire_time);
