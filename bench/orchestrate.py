@@ -92,6 +92,10 @@ SCENARIOS = {
         what="SendNotification to one device each at a steady 1,000 RPCs/s: the latency figure"),
 }
 CEILING_COUNT = (100_000, 20_000)
+# The ceiling is measured this many times per QoS (full run, quick run) and
+# the median kept: one run of it moved by up to 20 % (QoS 0: 67,000 to
+# 101,000/s within an hour), and every ratio divides by it.
+CEILING_REPEATS = (3, 1)
 CEILING_PACED_SECONDS = (10, 3)
 
 # The issue's targets (issue 5, "The speed"), checked against every run.
@@ -532,8 +536,8 @@ class Bench:
 
     # -- the bare publisher
 
-    def run_ceiling(self, qos, paced=False):
-        name = f"ceiling{'-paced' if paced else ''}-q{qos}"
+    def run_ceiling(self, qos, paced=False, repeat=0):
+        name = f"ceiling{'-paced' if paced else ''}-q{qos}" + (f"-run{repeat + 1}" if repeat else "")
         log(f"{name}: bare Paho publisher")
         sub = self.start_subscriber(name, qos, filters="devices/+/notifications")
         before = self.cpu.snapshot({"subscriber": sub.pid})
@@ -730,7 +734,14 @@ class Bench:
                 self.servers.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             ceilings = {}
             for qos in qos_list:
-                row = self.attempt(self.run_ceiling, qos)
+                runs = [self.attempt(self.run_ceiling, qos, False, k)
+                        for k in range(CEILING_REPEATS[self.quick])]
+                runs.sort(key=lambda r: r.get("delivered_per_s", 0))
+                row = dict(runs[len(runs) // 2])
+                row["delivered_per_s_runs"] = [r.get("delivered_per_s", 0) for r in runs]
+                if any((r.get("lost") or 0) > 0 for r in runs):
+                    row["lost"] = max(r.get("lost") or 0 for r in runs)
+                    row["status"] = "lost messages"
                 ceilings[qos] = row
                 report["ceilings"].append(row)
             if "paced" in wanted:
@@ -888,13 +899,17 @@ def markdown(report):
         "",
         "## Ceiling: bare Paho C++ publisher, same broker, topics, payload and subscriber",
         "",
+        "The median of the runs at each QoS (all runs in brackets) is what the ratios divide by.",
+        "",
         "| run | QoS | delivered/s | receipt latency p50 / p99 / p99.9 ms | publisher CPU s per 10k | lost | dup |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in report["ceilings"]:
         lat = row.get("latency_ms", {})
+        runs = row.get("delivered_per_s_runs") or []
+        all_runs = f" ({', '.join(fmt(r) for r in runs)})" if len(runs) > 1 else ""
         lines.append(
-            f"| {row['scenario']} | {row['qos']} | {fmt(row['delivered_per_s'])} | "
+            f"| {row['scenario']} | {row['qos']} | {fmt(row['delivered_per_s'])}{all_runs} | "
             f"{fmt(lat.get('p50'), 2)} / {fmt(lat.get('p99'), 2)} / {fmt(lat.get('p999'), 2)} | "
             f"{fmt(row['publisher_cpu_per_10k'], 3)} | {fmt(row['lost'])} | {fmt(row['duplicates'])} |")
     lines += [
