@@ -50,7 +50,7 @@
 // jemalloc's settings, read when it starts (MALLOC_CONF in the environment
 // still overrides them): a background thread hands freed pages back to the
 // system within a second, so that a fan-out's peak is not kept for the
-// default ten seconds, and one arena per core rather than four.
+// default ten seconds.
 extern "C" const char* malloc_conf;
 const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
 #endif

@@ -30,8 +30,9 @@ constexpr char kDeliveriesList[] = "deliveries";
 // statements whose plan depends on a table's size, are planned on each
 // call (PgStatement::plan_each_call).
 struct NotificationStatements {
-  PgStatement insert_notification, insert_deliveries, insert_notifications_bulk, insert_deliveries_bulk, get_by_idempotency_key, get, list,
-      list_deliveries, cancel, claim, extend_leases, record_outcomes, stats, backlog;
+  PgStatement insert_notification, insert_deliveries, insert_notifications_bulk,
+      insert_deliveries_bulk, get_by_idempotency_key, get, list, list_deliveries, cancel, claim,
+      extend_leases, record_outcomes, stats, backlog;
 };
 
 const NotificationStatements& Statements() {
@@ -648,7 +649,8 @@ std::vector<absl::StatusOr<InsertedNotification>> InsertMany(
         ArrayLiteral(claims, append_bool),
         std::max<int64_t>(0, absl::ToInt64Microseconds(lease)), PgTextArrayLiteral(stored_ids),
         PgTextArrayLiteral(stored_tenants), ArrayLiteral(stored_qos, append_int),
-        ArrayLiteral(stored_retain, append_bool), ArrayLiteral(stored_send_times, AppendOptionalInt),
+        ArrayLiteral(stored_retain, append_bool),
+        ArrayLiteral(stored_send_times, AppendOptionalInt),
         ArrayLiteral(stored_expire_times, AppendOptionalInt));
     for (const pqxx::row& row : rows) {
       claimed[TextOf(row["notification_id"])].push_back(row["delivery_id"].as<int64_t>());

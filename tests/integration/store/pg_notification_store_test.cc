@@ -510,8 +510,9 @@ TEST_F(PgNotificationStoreTest, WritesReadOnlyTheirOwnRowsAsTheOutboxGrows) {
     const std::vector<ResolvedTarget> targets = Targets(2, name);
     const NotificationRecord a = Record(name + "-a", targets);
     const NotificationRecord b = Record(name + "-b", targets);
-    for (const auto& result : store.InsertNotifications(
-             {{.notification = &a, .targets = &targets}, {.notification = &b, .targets = &targets}})) {
+    const std::vector<NotificationToInsert> pair = {{.notification = &a, .targets = &targets},
+                                                    {.notification = &b, .targets = &targets}};
+    for (const auto& result : store.InsertNotifications(pair)) {
       EXPECT_TRUE(result.ok()) << result.status();
     }
   };
