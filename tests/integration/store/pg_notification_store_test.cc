@@ -80,6 +80,18 @@ class PgNotificationStoreTest : public ::testing::Test {
     return inserted->notification;
   }
 
+  // Inserts `record` with its first `claim_count` deliveries claimed at
+  // insert for `lease`, as the Notifier does when it hands them over.
+  absl::StatusOr<InsertedNotification> InsertClaiming(const NotificationRecord& record,
+                                                      const std::vector<ResolvedTarget>& targets,
+                                                      int64_t claim_count, absl::Duration lease) {
+    std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications(
+        {{.notification = &record, .targets = &targets, .claim_count = claim_count,
+          .claim_lease = lease}});
+    EXPECT_EQ(inserted.size(), 1u);
+    return std::move(inserted.at(0));
+  }
+
   NotificationRecord MustGet(const std::string& id, const std::string& tenant = kDefaultTenant) {
     absl::StatusOr<NotificationRecord> record = store_->GetNotification(tenant, id);
     EXPECT_TRUE(record.ok()) << record.status();
@@ -582,16 +594,14 @@ TEST_F(PgNotificationStoreTest, WritesReadOnlyTheirOwnRowsAsTheOutboxGrows) {
 TEST_F(PgNotificationStoreTest, InsertClaimsTheFirstDeliveriesInTargetOrder) {
   const std::vector<ResolvedTarget> targets = Targets(3);
   const NotificationRecord record = Record("n1", targets);
-  std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications(
-      {{.notification = &record, .targets = &targets, .claim_count = 2,
-        .claim_lease = absl::Seconds(30)}});
-  ASSERT_EQ(inserted.size(), 1u);
-  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
-  EXPECT_FALSE(inserted[0]->duplicate);
+  absl::StatusOr<InsertedNotification> inserted =
+      InsertClaiming(record, targets, 2, absl::Seconds(30));
+  ASSERT_TRUE(inserted.ok()) << inserted.status();
+  EXPECT_FALSE(inserted->duplicate);
 
   const std::vector<DeliveryRecord> deliveries = AllDeliveries("n1");
   ASSERT_EQ(deliveries.size(), 3u);
-  EXPECT_EQ(inserted[0]->claimed_delivery_ids,
+  EXPECT_EQ(inserted->claimed_delivery_ids,
             (std::vector<int64_t>{deliveries[0].delivery_id, deliveries[1].delivery_id}))
       << "the first two targets, in target order";
   for (int i = 0; i < 2; ++i) {
@@ -613,17 +623,15 @@ TEST_F(PgNotificationStoreTest, InsertClaimsTheFirstDeliveriesInTargetOrder) {
   // The same request again (same idempotency key) claims nothing.
   NotificationRecord keyed = Record("k1", targets);
   keyed.options.idempotency_key = "order-42";
-  inserted = store_->InsertNotifications({{.notification = &keyed, .targets = &targets,
-                                           .claim_count = 2, .claim_lease = absl::Seconds(30)}});
-  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
-  EXPECT_EQ(inserted[0]->claimed_delivery_ids.size(), 2u);
+  inserted = InsertClaiming(keyed, targets, 2, absl::Seconds(30));
+  ASSERT_TRUE(inserted.ok()) << inserted.status();
+  EXPECT_EQ(inserted->claimed_delivery_ids.size(), 2u);
   NotificationRecord retry = keyed;
   retry.notification_id = "k2";
-  inserted = store_->InsertNotifications({{.notification = &retry, .targets = &targets,
-                                           .claim_count = 2, .claim_lease = absl::Seconds(30)}});
-  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
-  EXPECT_TRUE(inserted[0]->duplicate);
-  EXPECT_TRUE(inserted[0]->claimed_delivery_ids.empty());
+  inserted = InsertClaiming(retry, targets, 2, absl::Seconds(30));
+  ASSERT_TRUE(inserted.ok()) << inserted.status();
+  EXPECT_TRUE(inserted->duplicate);
+  EXPECT_TRUE(inserted->claimed_delivery_ids.empty());
   EXPECT_EQ(MustClaim(10).size(), 1u) << "only k1's unclaimed third delivery";
   for (const DeliveryRecord& delivery : AllDeliveries("k1")) EXPECT_EQ(delivery.attempts, 1);
 }
@@ -662,11 +670,10 @@ TEST_F(PgNotificationStoreTest, InsertClaimsPerEntryOfABatch) {
 TEST_F(PgNotificationStoreTest, ExtendLeasesKeepsHeldDeliveriesFromBeingClaimed) {
   const std::vector<ResolvedTarget> targets = Targets(2);
   const NotificationRecord record = Record("n1", targets);
-  std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications(
-      {{.notification = &record, .targets = &targets, .claim_count = 2,
-        .claim_lease = absl::Seconds(1)}});
-  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
-  const std::vector<int64_t> held = inserted[0]->claimed_delivery_ids;
+  absl::StatusOr<InsertedNotification> inserted =
+      InsertClaiming(record, targets, 2, absl::Seconds(1));
+  ASSERT_TRUE(inserted.ok()) << inserted.status();
+  const std::vector<int64_t> held = inserted->claimed_delivery_ids;
   ASSERT_EQ(held.size(), 2u);
   // Only the first one's lease is extended: the second comes back once its
   // one-second lease is over, the first does not.
@@ -688,17 +695,16 @@ TEST_F(PgNotificationStoreTest, ExtendLeasesKeepsHeldDeliveriesFromBeingClaimed)
 TEST_F(PgNotificationStoreTest, ClaimAtInsertIsLeasedLikeAnyClaim) {
   const std::vector<ResolvedTarget> targets = Targets(1);
   const NotificationRecord record = Record("n1", targets);
-  std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications(
-      {{.notification = &record, .targets = &targets, .claim_count = 1,
-        .claim_lease = absl::Seconds(1)}});
-  ASSERT_TRUE(inserted[0].ok()) << inserted[0].status();
-  ASSERT_EQ(inserted[0]->claimed_delivery_ids.size(), 1u);
+  absl::StatusOr<InsertedNotification> inserted =
+      InsertClaiming(record, targets, 1, absl::Seconds(1));
+  ASSERT_TRUE(inserted.ok()) << inserted.status();
+  ASSERT_EQ(inserted->claimed_delivery_ids.size(), 1u);
   EXPECT_TRUE(MustClaim(10).empty());
 
   // The publisher "died": once the lease ends a worker claims it.
   const std::vector<ClaimedDelivery> again = AwaitClaim(10);
   ASSERT_EQ(again.size(), 1u);
-  EXPECT_EQ(again[0].delivery_id, inserted[0]->claimed_delivery_ids[0]);
+  EXPECT_EQ(again[0].delivery_id, inserted->claimed_delivery_ids[0]);
   EXPECT_EQ(again[0].attempts, 2) << "the claim at insert counted the first attempt";
 }
 

@@ -128,6 +128,16 @@ class FakeDeliveryHandoff final : public DeliveryHandoff {
   int64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// The one handoff of a send that left everything in the outbox: `reserved`
+// places reserved, no delivery handed over, nothing still reserved.
+void ExpectOneHandoffOfNothing(const FakeDeliveryHandoff& handoff, int64_t reserved) {
+  const std::vector<FakeDeliveryHandoff::HandoffCall> handoffs = handoff.handoffs();
+  ASSERT_EQ(handoffs.size(), 1u);
+  EXPECT_EQ(handoffs[0].reserved, reserved);
+  EXPECT_THAT(handoffs[0].deliveries, IsEmpty());
+  EXPECT_EQ(handoff.outstanding(), 0);
+}
+
 // A NotificationStore over a FakeNotificationStore (which claims nothing at
 // insert) whose InsertNotifications reports the first `claim_count`
 // deliveries of each new notification as claimed, as PgNotificationStore
@@ -777,11 +787,7 @@ TEST_F(NotifierTest, SettlesTheReservationWhenTheStoreClaimsNothing) {
   ASSERT_OK_AND_ASSIGN(SendOutcome sent,
                        notifier.Send(Request(TargetKind::kDeviceIds, {"s1", "s2"})));
   EXPECT_THAT(handoff.reserve_calls(), ElementsAre(2));
-  const std::vector<FakeDeliveryHandoff::HandoffCall> handoffs = handoff.handoffs();
-  ASSERT_EQ(handoffs.size(), 1u);
-  EXPECT_EQ(handoffs[0].reserved, 2);
-  EXPECT_THAT(handoffs[0].deliveries, IsEmpty());
-  EXPECT_EQ(handoff.outstanding(), 0);
+  ExpectOneHandoffOfNothing(handoff, /*reserved=*/2);
   EXPECT_EQ(wakes_, 1) << "every delivery is in the outbox";
   EXPECT_THAT(StoredDeliveries(sent.notification.notification_id),
               Each(Field(&DeliveryRecord::attempts, 0)));
@@ -837,11 +843,7 @@ TEST_F(NotifierTest, FailedInsertSettlesItsReservation) {
   notifications_.FailNextCalls(absl::UnavailableError("db down"), 1, "InsertNotification");
   EXPECT_THAT(notifier.Send(Request(TargetKind::kDeviceIds, {"s1"})),
               StatusIs(absl::StatusCode::kUnavailable));
-  const std::vector<FakeDeliveryHandoff::HandoffCall> handoffs = handoff.handoffs();
-  ASSERT_EQ(handoffs.size(), 1u);
-  EXPECT_EQ(handoffs[0].reserved, 1);
-  EXPECT_THAT(handoffs[0].deliveries, IsEmpty());
-  EXPECT_EQ(handoff.outstanding(), 0);
+  ExpectOneHandoffOfNothing(handoff, /*reserved=*/1);
   EXPECT_EQ(wakes_, 0) << "nothing committed";
 }
 
