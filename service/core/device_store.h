@@ -64,6 +64,10 @@ class DeviceStore {
 
   // The enabled devices that `target` names (kDeviceIds, kOwnerIds or
   // kGroups), in one database round trip. Unknown ids are simply absent.
+  // Each carries what its notification topic is built from (tenant, id,
+  // owner, platform, topic, and its metadata when it has no topic of its
+  // own); the other fields may be left empty, as reading them for every
+  // target of a fan-out would cost the database more than the topic does.
   virtual absl::StatusOr<std::vector<Device>> ResolveTargets(const std::string& tenant_id,
                                                              const TargetSelector& target) = 0;
 

@@ -33,8 +33,15 @@ const DeviceStatements& Statements() {
         " AS metadata_keys, ", StringMapValuesSql("metadata"),
         " AS metadata_values, enabled, online, ", MicrosSql("last_seen_time"), " AS last_seen_us, ",
         MicrosSql("create_time"), " AS create_us, ", MicrosSql("update_time"), " AS update_us");
+    // A resolved device carries what its notification topic is built from:
+    // its own topic, or the template's fields (metadata only when it has no
+    // topic of its own). Groups, presence and times are not read.
+    const std::string resolve_columns = absl::StrCat(
+        "tenant_id, device_id, owner_id, platform, topic, CASE WHEN topic = '' THEN ",
+        StringMapKeysSql("metadata"), " ELSE '{}' END AS metadata_keys, CASE WHEN topic = ''",
+        " THEN ", StringMapValuesSql("metadata"), " ELSE '{}' END AS metadata_values, enabled");
     const auto resolve = [&](const std::string& name, const std::string& condition) {
-      return PgStatement{name, absl::StrCat("SELECT ", columns,
+      return PgStatement{name, absl::StrCat("SELECT ", resolve_columns,
                                             " FROM devices WHERE tenant_id = $1 AND enabled AND ",
                                             condition, " ORDER BY device_id")};
     };
@@ -107,6 +114,19 @@ Device DeviceOf(const pqxx::row& row) {
   device.last_seen_time = OptionalTimeOf(row["last_seen_us"]);
   device.create_time = TimeOf(row["create_us"]);
   device.update_time = TimeOf(row["update_us"]);
+  return device;
+}
+
+// A row of the resolve statements (see resolve_columns).
+Device ResolvedDeviceOf(const pqxx::row& row) {
+  Device device;
+  device.tenant_id = TextOf(row["tenant_id"]);
+  device.device_id = TextOf(row["device_id"]);
+  device.owner_id = TextOf(row["owner_id"]);
+  device.platform = TextOf(row["platform"]);
+  device.topic = TextOf(row["topic"]);
+  device.metadata = StringMapOf(row["metadata_keys"], row["metadata_values"]);
+  device.enabled = row["enabled"].as<bool>();
   return device;
 }
 
@@ -256,7 +276,9 @@ absl::StatusOr<std::vector<Device>> PgDeviceStore::ResolveTargets(const std::str
                               tx.exec_prepared(session.Prepare(*statement), tenant_id, values);
                           std::vector<Device> devices;
                           devices.reserve(rows.size());
-                          for (const pqxx::row& row : rows) devices.push_back(DeviceOf(row));
+                          for (const pqxx::row& row : rows) {
+                            devices.push_back(ResolvedDeviceOf(row));
+                          }
                           return devices;
                         });
 }
@@ -312,7 +334,7 @@ void PgDeviceStore::ResolveBatch(const std::vector<PendingResolve*>& batch) {
                                                    *batch.front()->tenant_id, values);
         std::vector<Device> found;
         found.reserve(rows.size());
-        for (const pqxx::row& row : rows) found.push_back(DeviceOf(row));
+        for (const pqxx::row& row : rows) found.push_back(ResolvedDeviceOf(row));
         return found;
       });
   if (batch.size() == 1 || !devices.ok()) {

@@ -2,6 +2,7 @@
 #include "service/store/pg_device_store.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -14,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "service/core/page_token.h"
+#include "service/core/topic.h"
 #include "service/store/pg_connection_pool.h"
 #include "tests/integration/store/store_test_support.h"
 #include "tests/testing/test_servers.h"
@@ -355,8 +357,38 @@ TEST_F(PgDeviceStoreTest, ResolveByGroupsReturnsEachDeviceOnce) {
       kDefaultTenant, {.kind = TargetKind::kGroups, .values = {"floor-1", "floor-2"}});
   ASSERT_TRUE(devices.ok()) << devices.status();
   EXPECT_EQ(Ids(*devices), (std::vector<std::string>{"a", "b"}));
-  // The resolved devices carry everything the topic template needs.
-  EXPECT_EQ((*devices)[0].groups, (std::vector<std::string>{"floor-1", "floor-2"}));
+}
+
+// A resolved device carries what its topic is built from: its own topic, or
+// the template's fields, metadata included.
+TEST_F(PgDeviceStoreTest, ResolvedDevicesCarryWhatTheirTopicIsBuiltFrom) {
+  MustCreate({.device_id = "own",
+              .owner_id = "o1",
+              .platform = "shelly",
+              .topic = "shellies/own/cmd",
+              .metadata = {{"home", "h1"}}});
+  MustCreate({.device_id = "templated",
+              .owner_id = "o2",
+              .platform = "esp32",
+              .metadata = {{"home", "h2"}, {"room", "kitchen"}}});
+  absl::StatusOr<std::vector<Device>> devices = store_->ResolveTargets(
+      kDefaultTenant, {.kind = TargetKind::kDeviceIds, .values = {"own", "templated"}});
+  ASSERT_TRUE(devices.ok()) << devices.status();
+  ASSERT_EQ(Ids(*devices), (std::vector<std::string>{"own", "templated"}));
+  const Device& own = (*devices)[0];
+  EXPECT_EQ(own.tenant_id, kDefaultTenant);
+  EXPECT_EQ(own.owner_id, "o1");
+  EXPECT_EQ(own.platform, "shelly");
+  EXPECT_EQ(own.topic, "shellies/own/cmd");
+  EXPECT_TRUE(own.enabled);
+  const Device& templated = (*devices)[1];
+  EXPECT_EQ(templated.owner_id, "o2");
+  EXPECT_EQ(templated.platform, "esp32");
+  EXPECT_EQ(templated.topic, "");
+  EXPECT_EQ(templated.metadata,
+            (std::map<std::string, std::string>{{"home", "h2"}, {"room", "kitchen"}}));
+  EXPECT_EQ(ExpandTopicTemplate("homes/{meta.home}/{meta.room}/{device_id}", templated).value(),
+            "homes/h2/kitchen/templated");
 }
 
 TEST_F(PgDeviceStoreTest, ResolveManyIdsInOneCall) {
