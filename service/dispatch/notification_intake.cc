@@ -38,7 +38,9 @@ void NotificationIntake::Submit(NotificationRequest request, Done done) {
           " requests are already waiting to be stored; retry with backoff"));
     } else {
       queue_.push_back({.request = std::move(request), .done = std::move(done)});
-      work_cv_.Signal();
+      // No wake-up while the request is to join the next group anyway: the
+      // thread sending now takes it when it is done.
+      if (ShouldStartGroup()) work_cv_.Signal();
       return;
     }
   }
@@ -56,20 +58,28 @@ void NotificationIntake::Stop() {
   threads_.clear();
 }
 
+bool NotificationIntake::ShouldStartGroup() const {
+  if (queue_.empty()) return false;
+  return sending_groups_ == 0 || queue_.size() >= std::max<size_t>(1, options_.parallel_group_min);
+}
+
 void NotificationIntake::Loop() {
   std::vector<Pending> group;
+  absl::MutexLock lock(&mu_);
   while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      while (queue_.empty() && !stopping_) work_cv_.Wait(&mu_);
-      if (queue_.empty()) return;  // stopping, and everything queued was sent
-      const size_t take = std::min(queue_.size(), options_.max_group);
-      group.assign(std::make_move_iterator(queue_.begin()),
-                   std::make_move_iterator(queue_.begin() + take));
-      queue_.erase(queue_.begin(), queue_.begin() + take);
-    }
+    while (!stopping_ && !ShouldStartGroup()) work_cv_.Wait(&mu_);
+    if (queue_.empty()) return;  // stopping, and everything queued was sent
+    const size_t take = std::min(queue_.size(), options_.max_group);
+    group.assign(std::make_move_iterator(queue_.begin()),
+                 std::make_move_iterator(queue_.begin() + take));
+    queue_.erase(queue_.begin(), queue_.begin() + take);
+    ++sending_groups_;
+    if (ShouldStartGroup()) work_cv_.Signal();  // more than one group waits
+    mu_.Unlock();
     Send(group);
     group.clear();
+    mu_.Lock();
+    --sending_groups_;
   }
 }
 

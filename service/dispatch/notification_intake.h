@@ -6,7 +6,9 @@
 // transaction, one handoff for the lot) and call each callback with that
 // request's own outcome. Under load a call costs a queue push instead of the
 // thread hand-offs of a blocking handler, a device lookup group and a group
-// commit; alone, a request is sent at once.
+// commit; alone, a request is sent at once. While one group is being sent,
+// requests gather for the next unless enough wait to justify a second
+// group at once (parallel_group_min).
 //
 //   NotificationIntake intake(notifier, {.threads = 2});
 //   intake.Start();
@@ -33,6 +35,11 @@ struct NotificationIntakeOptions {
   int threads = 2;            // intake threads; each sends one group at a time
   size_t max_group = 128;     // requests sent together
   size_t max_queued = 10000;  // beyond: kResourceExhausted at once
+  // While a group is being sent, another thread starts one only when this
+  // many requests wait: a few requests are cheaper added to the next group
+  // than sent in a transaction of their own, and a second thread still
+  // takes over when the first is slow (e.g. a stalled connection).
+  size_t parallel_group_min = 32;
 };
 
 // Thread-safe. Start once, Stop once.
@@ -66,6 +73,8 @@ class NotificationIntake {
   };
 
   void Loop();
+  // Whether a free thread should start a group now.
+  bool ShouldStartGroup() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends `group` (any tenants) and reports every outcome.
   void Send(std::vector<Pending>& group);
 
@@ -77,6 +86,7 @@ class NotificationIntake {
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool running_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int sending_groups_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_;
 };
 

@@ -39,12 +39,12 @@ class Answers {
       answers_.push_back({index, std::move(sent)});
     };
   }
-  bool AwaitCount(size_t count) {
+  bool AwaitCount(size_t count, absl::Duration timeout = kWait) {
     absl::MutexLock lock(&mu_);
     const auto reached = [this, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return answers_.size() >= count;
     };
-    return mu_.AwaitWithTimeout(absl::Condition(&reached), kWait);
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
   }
   std::vector<std::pair<int, absl::StatusOr<SendOutcome>>> answers() {
     absl::MutexLock lock(&mu_);
@@ -205,6 +205,42 @@ TEST_F(NotificationIntakeTest, FullQueueIsResourceExhaustedAndStopAnswersWhatWas
     if (index == 3) continue;
     EXPECT_TRUE(sent.ok()) << index << ": " << sent.status();
   }
+}
+
+// While one group is being sent, waiting requests gather for the next
+// group; a second thread starts one only when parallel_group_min wait.
+TEST_F(NotificationIntakeTest, RequestsWaitingBehindAGroupAreSentTogether) {
+  NotificationIntake intake(notifier_, {.threads = 2, .parallel_group_min = 3});
+  intake.Start();
+  absl::Notification entered;
+  absl::Notification release;
+  intake.Submit(Request("d0"), [&](absl::StatusOr<SendOutcome> sent) {
+    EXPECT_TRUE(sent.ok()) << sent.status();
+    entered.Notify();
+    release.WaitForNotification();
+  });
+  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(kWait));
+  const int lookups_before = devices_.resolve_calls();
+  Answers answers;
+  intake.Submit(Request("d1"), answers.Callback(1));
+  intake.Submit(Request("d2"), answers.Callback(2));
+  // Two waiting requests start no group of their own (were one started,
+  // its answer would come within this wait).
+  EXPECT_FALSE(answers.AwaitCount(1, absl::Milliseconds(300)));
+  // The third starts a group on the other thread while the first is still
+  // held: one group, so one device lookup for the three.
+  intake.Submit(Request("d3"), answers.Callback(3));
+  ASSERT_TRUE(answers.AwaitCount(3));
+  EXPECT_EQ(devices_.resolve_calls() - lookups_before, 1);
+  // A lone request waits for a thread to be free, and is then sent.
+  intake.Submit(Request("d4"), answers.Callback(4));
+  release.Notify();
+  ASSERT_TRUE(answers.AwaitCount(4));
+  for (const auto& [index, sent] : answers.answers()) {
+    ASSERT_TRUE(sent.ok()) << index << ": " << sent.status();
+    EXPECT_EQ(Deliveries(*sent).at(0).device_id, absl::StrCat("d", index));
+  }
+  intake.Stop();
 }
 
 }  // namespace
