@@ -36,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -473,10 +474,11 @@ class Bench:
 
     def start_herald(self, name):
         grpc_port = free_port()
+        self.metrics_port = free_port()
         log_file = open(os.path.join(self.logs, f"{name}.herald.log"), "w")
         cmd = [self.herald, "serve", f"--database_url={self.servers.database_url}",
                f"--mqtt_uri={self.servers.mqtt_uri}", f"--grpc_address=127.0.0.1:{grpc_port}",
-               f"--metrics_address=127.0.0.1:{free_port()}"] + self.herald_flags
+               f"--metrics_address=127.0.0.1:{self.metrics_port}"] + self.herald_flags
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
         target = f"127.0.0.1:{grpc_port}"
         ready = subprocess.run([self.tool("loadgen"), f"--target={target}", "--mode=ready",
@@ -487,6 +489,17 @@ class Bench:
             raise RuntimeError(f"herald did not become ready: {ready.stderr.strip()} "
                                f"(see {log_file.name})")
         return proc, target
+
+    def save_herald_metrics(self, name):
+        """Herald's /metrics at the end of a scenario, to raw/<name>.metrics.txt."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                        timeout=5) as response:
+                text = response.read().decode()
+        except OSError as e:
+            text = f"# not read: {e}\n"
+        with open(os.path.join(self.raw, f"{name}.metrics.txt"), "w") as f:
+            f.write(text)
 
     @staticmethod
     def stop_process(proc, timeout=30):
@@ -623,6 +636,7 @@ class Bench:
         finally:
             if fleet:
                 self.stop_process(fleet)
+            self.save_herald_metrics(name)
             herald_exit = self.stop_process(herald)
             if sub and sub.poll() is None:
                 sub.kill()
