@@ -83,8 +83,8 @@ void TcpProxy::AcceptLoop() {
     absl::MutexLock lock(&mu_);
     sockets_.push_back(client);
     sockets_.push_back(upstream);
-    threads_.emplace_back([this, client, upstream] { Pump(client, upstream); });
-    threads_.emplace_back([this, client, upstream] { Pump(upstream, client); });
+    threads_.emplace_back([this, client, upstream] { Pump(client, upstream, false); });
+    threads_.emplace_back([this, client, upstream] { Pump(upstream, client, true); });
   }
 }
 
@@ -104,11 +104,17 @@ void TcpProxy::Pace(size_t bytes) {
   absl::SleepFor(wake - absl::Now());
 }
 
-void TcpProxy::Pump(int from, int to) {
+void TcpProxy::CutConnections() {
+  absl::MutexLock lock(&mu_);
+  for (int fd : sockets_) shutdown(fd, SHUT_RDWR);
+}
+
+void TcpProxy::Pump(int from, int to, bool replies) {
   char buffer[16384];
   while (!stopping_) {
     const ssize_t n = read(from, buffer, sizeof(buffer));
     if (n <= 0) break;
+    if (replies && drop_replies_) continue;
     Pace(static_cast<size_t>(n));
     ssize_t written = 0;
     while (written < n) {

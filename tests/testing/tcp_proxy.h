@@ -1,7 +1,10 @@
 // TcpProxy: a loopback TCP proxy for fault-injection tests. It forwards
 // every connection to a target port and can slow the traffic down (a fixed
 // delay per chunk and a bandwidth cap), so a test can play a slow or
-// overloaded broker without touching the broker itself.
+// overloaded broker without touching the broker itself, or lose a reply:
+// with replies dropped, what the target sends back is discarded, and
+// cutting the connections then makes the client see a connection lost
+// after its request took effect.
 //
 //   TcpProxy proxy(broker_port);
 //   ASSERT_TRUE(proxy.Start().ok());
@@ -37,17 +40,25 @@ class TcpProxy {
   // capped at `bytes_per_second` (0: no cap).
   void SetThrottle(absl::Duration delay, int64_t bytes_per_second);
 
+  // While set, bytes from the target to the client are read and dropped.
+  void SetDropReplies(bool drop) { drop_replies_ = drop; }
+
+  // Closes every open connection (both ends); new ones are still accepted.
+  void CutConnections();
+
   int64_t bytes_forwarded() const { return bytes_forwarded_.load(); }
 
  private:
   void AcceptLoop();
-  void Pump(int from, int to);
+  // Forwards from `from` to `to`; `replies` for the target-to-client side.
+  void Pump(int from, int to, bool replies);
   void Pace(size_t bytes);
 
   const int target_port_;
   int port_ = 0;
   int listen_fd_ = -1;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> drop_replies_{false};
   std::atomic<int64_t> bytes_forwarded_{0};
 
   absl::Mutex mu_;

@@ -13,14 +13,17 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "pqxx/pqxx"
 #include "service/core/page_token.h"
 #include "service/store/pg_connection_pool.h"
 #include "service/store/pg_device_store.h"
 #include "tests/integration/store/store_test_support.h"
+#include "tests/testing/tcp_proxy.h"
 #include "tests/testing/test_servers.h"
 
 namespace herald {
@@ -30,6 +33,7 @@ using ::herald::testing::CreateScratchDatabase;
 using ::herald::testing::MakePool;
 using ::herald::testing::RecordingQueryObserver;
 using ::herald::testing::RowsReadFrom;
+using ::herald::testing::TcpProxy;
 using ::herald::testing::WaitFor;
 
 // `time` cut to whole microseconds, the precision of a PostgreSQL timestamp.
@@ -300,6 +304,73 @@ TEST_F(PgNotificationStoreTest, DuplicateNotificationIdIsAlreadyExists) {
   absl::StatusOr<InsertedNotification> again =
       store_->InsertNotification(Record("n1", Targets(1)), Targets(1));
   EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists) << again.status();
+}
+
+// The reply to a batch's insert was lost with the connection, before its
+// COMMIT: the transaction rolls back, and the retry on a new connection
+// stores the batch, once, with its claims.
+TEST_F(PgNotificationStoreTest, ABatchWhoseInsertReplyWasLostIsStoredOnce) {
+  const size_t port_at = url_.find("127.0.0.1:");
+  ASSERT_NE(port_at, std::string::npos) << url_;
+  const size_t port_end = url_.find('/', port_at);
+  int pg_port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(url_.substr(port_at + 10, port_end - port_at - 10), &pg_port));
+  TcpProxy proxy(pg_port);
+  ASSERT_TRUE(proxy.Start().ok());
+  const std::string proxied_url = absl::StrCat(url_.substr(0, port_at), "127.0.0.1:",
+                                               proxy.port(), url_.substr(port_end));
+  std::unique_ptr<PgConnectionPool> one = MakePool(proxied_url, {.size = 1});
+  ASSERT_NE(one, nullptr);
+  PgNotificationStore store(one.get(), &observer_);
+  const auto insert_pair = [&store](const std::string& name, int64_t claim_count) {
+    const std::vector<ResolvedTarget> targets = Targets(2, name);
+    const NotificationRecord a = Record(name + "-a", targets);
+    NotificationRecord b = Record(name + "-b", targets);
+    b.options.idempotency_key = name + "-key";
+    return store.InsertNotifications(
+        {{.notification = &a, .targets = &targets, .claim_count = claim_count,
+          .claim_lease = absl::Seconds(60)},
+         {.notification = &b, .targets = &targets, .claim_count = claim_count,
+          .claim_lease = absl::Seconds(60)}});
+  };
+  // The connection is open and the statements prepared before a reply of
+  // the insert itself is lost.
+  for (const auto& result : insert_pair("warm", 0)) ASSERT_TRUE(result.ok()) << result.status();
+
+  proxy.SetDropReplies(true);
+  std::vector<absl::StatusOr<InsertedNotification>> results;
+  std::thread inserter([&] { results = insert_pair("lost", 2); });
+  // The server waits in the transaction for the next statement, which the
+  // client sends only once it has a reply.
+  pqxx::connection direct(url_);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        pqxx::nontransaction tx(direct);
+        return tx.exec1("SELECT count(*) FROM pg_stat_activity"
+                        " WHERE state = 'idle in transaction' AND datname = current_database()")[0]
+                   .as<int>() == 1;
+      },
+      absl::Seconds(20)));
+  proxy.SetDropReplies(false);
+  proxy.CutConnections();
+  inserter.join();
+
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& result : results) {
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_FALSE(result->duplicate) << result->notification.notification_id;
+    EXPECT_EQ(result->claimed_delivery_ids.size(), 2u) << result->notification.notification_id;
+  }
+  EXPECT_EQ(results[0]->notification.notification_id, "lost-a");
+  EXPECT_EQ(results[1]->notification.notification_id, "lost-b");
+  pqxx::nontransaction tx(direct);
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM notifications WHERE notification_id LIKE 'lost-%'")[0]
+                .as<int>(),
+            2);
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM deliveries WHERE notification_id LIKE 'lost-%'"
+                     " AND attempts = 1 AND state = 'pending'")[0]
+                .as<int>(),
+            4);
 }
 
 TEST_F(PgNotificationStoreTest, RawTopicTargetHasNoDevice) {
