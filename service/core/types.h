@@ -162,7 +162,7 @@ struct NotificationRecord {
   NotificationContent content;
   DeliveryOptions options;
   std::string payload;                // the exact bytes published to every target
-  std::string request_fingerprint;    // identifies the request for idempotency
+  std::string request_fingerprint;    // identifies the request; only with an idempotency key
   absl::Time create_time = absl::InfinitePast();
   std::optional<absl::Time> expire_time;
   DeliveryStateCounts counts;

@@ -122,7 +122,10 @@ absl::StatusOr<Notifier::Prepared> Notifier::Prepare(const NotificationRequest& 
         "content: the encoded payload is ", record.payload.size(), " bytes; the limit is ",
         options_.max_payload_bytes, " (--max_payload_bytes)"));
   }
-  record.request_fingerprint = RequestFingerprint(request);
+  // Only a repeat under the same idempotency key is compared with it.
+  if (!request.options.idempotency_key.empty()) {
+    record.request_fingerprint = RequestFingerprint(request);
+  }
   outcome.target_count = static_cast<int64_t>(targets->size());
 
   if (request.validate_only) {

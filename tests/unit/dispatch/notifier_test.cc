@@ -295,11 +295,23 @@ TEST_F(NotifierTest, ResolvesDeviceIdsAndStoresOneDeliveryEach) {
                           DeliveryTo("s3", "devices/s3/notifications")));
 }
 
+// The fingerprint only tells a repeat under the same idempotency key from
+// another request; without a key none is computed or stored.
+TEST_F(NotifierTest, NoFingerprintWithoutAnIdempotencyKey) {
+  Notifier notifier = MakeNotifier();
+  ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(Request(TargetKind::kDeviceIds, {"s1"})));
+  ASSERT_OK_AND_ASSIGN(NotificationRecord stored,
+                       notifications_.GetNotification(kDefaultTenant,
+                                                      sent.notification.notification_id));
+  EXPECT_EQ(stored.request_fingerprint, "");
+}
+
 TEST_F(NotifierTest, StoresRequestPayloadAndFingerprint) {
   Notifier notifier = MakeNotifier();
   NotificationRequest request = Request(TargetKind::kDeviceIds, {"s1"});
   request.options.qos = 2;
   request.options.retain = true;
+  request.options.idempotency_key = "k1";
   ASSERT_OK_AND_ASSIGN(SendOutcome sent, notifier.Send(request));
   ASSERT_OK_AND_ASSIGN(NotificationRecord stored,
                        notifications_.GetNotification(kDefaultTenant,
