@@ -10,6 +10,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gmock/gmock.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fakes/fake_clock.h"
 
@@ -67,6 +68,18 @@ TEST(EncodeNotificationPayloadTest, HasTheDocumentedFields) {
   EXPECT_THAT(FieldNames(data), UnorderedElementsAre("door", "battery"));
   EXPECT_EQ(StringField(data, "door"), "front");
   EXPECT_EQ(StringField(data, "battery"), "87") << "data values stay strings";
+}
+
+// Compact, in the order PRODUCT.md documents, data keys sorted: the same
+// content always gives the same bytes.
+TEST(EncodeNotificationPayloadTest, IsCompactInTheDocumentedOrder) {
+  NotificationContent content = Content();
+  content.priority = Priority::kHigh;
+  EXPECT_EQ(EncodeNotificationPayload("n-1", content, kFakeEpoch, kFakeEpoch + absl::Hours(1)),
+            absl::StrCat(R"({"id":"n-1","title":"Door","body":"The front door opened",)",
+                         R"("data":{"battery":"87","door":"front"},"priority":"high",)",
+                         R"("sent_at":")", FormatRfc3339(kFakeEpoch), R"(","expires_at":")",
+                         FormatRfc3339(kFakeEpoch + absl::Hours(1)), R"("})"));
 }
 
 TEST(EncodeNotificationPayloadTest, ExpiresAtOnlyWithTtl) {
