@@ -65,9 +65,6 @@ inline void LogError(std::string_view message, std::initializer_list<LogField> f
   Log(LogLevel::kError, message, fields);
 }
 
-// Escapes `text` for use inside a JSON string literal (no quotes added).
-std::string JsonEscape(std::string_view text);
-
 }  // namespace herald
 
 #endif  // HERALD_SERVICE_CORE_LOGGING_H_

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "service/core/logging.h"
+#include "service/core/json_text.h"
 
 namespace herald {
 namespace {

@@ -10,7 +10,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "service/core/logging.h"
+#include "service/core/json_text.h"
 #include "service/core/page_token.h"
 #include "service/store/pg_array.h"
 #include "service/store/pg_session.h"

@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/core/json_text.h"
 
 namespace herald {
 namespace {
