@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Herald's benchmark: the one command (docs/performance.md).
 #
-#   bench/run.sh                      # every scenario at QoS 0, 1 and 2 (under 10 minutes)
+#   bench/run.sh                      # every scenario at QoS 0, 1 and 2 (under 10 minutes;
+#                                     # the rate scenarios three times, the median reported)
 #   bench/run.sh --quick              # small counts, QoS 1 only: a smoke run of about a minute
 #   bench/run.sh --scenario group100k --scenario single --qos 1
 #   bench/run.sh --herald-flag=--delivery_workers=4    # try a Herald setting
@@ -25,7 +26,7 @@ perf=0
 for arg in "$@"; do
   case "${arg}" in
     --perf) perf=1 ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   esac
 done
 
