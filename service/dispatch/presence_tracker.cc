@@ -218,7 +218,7 @@ std::vector<PresenceTracker::Queued> PresenceTracker::WriteBatch(std::vector<Que
     absl::StatusOr<std::optional<std::string>> tenant = TenantForPrefix(prefix);
     absl::StatusOr<std::vector<std::string>> changed;
     if (tenant.ok() && !tenant->has_value()) {
-      for (const Queued& queued : group) metrics_.PresenceReceived(kPresenceNotApplied);
+      for (size_t i = 0; i < group.size(); ++i) metrics_.PresenceReceived(kPresenceNotApplied);
       LogDebug("presence not applied: no tenant has the topic prefix", {{"prefix", prefix}});
       continue;
     }
