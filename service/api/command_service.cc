@@ -1,10 +1,10 @@
 #include "service/api/command_service.h"
 
-#include <chrono>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "service/api/call_deadline.h"
 #include "service/api/command_convert.h"
 #include "service/api/grpc_status.h"
 
@@ -17,12 +17,6 @@ absl::Status ValidateCommandId(const std::string& id) {
     return absl::InvalidArgumentError("command_id: is not a command id (too long)");
   }
   return absl::OkStatus();
-}
-
-absl::Time DeadlineOf(const grpc::ServerContext& context) {
-  const auto deadline = context.deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
-  return absl::FromChrono(deadline);
 }
 
 }  // namespace

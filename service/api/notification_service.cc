@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "service/api/call_deadline.h"
 #include "service/api/convert.h"
 #include "service/api/grpc_status.h"
 
@@ -79,15 +80,17 @@ grpc::ServerUnaryReactor* NotificationServiceImpl::SendNotification(
   }
   // `request` and `response` stay valid until Finish.
   const bool validate_only = request->validate_only();
-  intake_.Submit(*std::move(converted), [reactor, response,
-                                         validate_only](absl::StatusOr<SendOutcome> sent) {
-    if (!sent.ok()) {
-      reactor->Finish(ToGrpcStatus(sent.status()));
-      return;
-    }
-    FillResponse(*sent, validate_only, response);
-    reactor->Finish(grpc::Status::OK);
-  });
+  intake_.Submit(
+      *std::move(converted),
+      [reactor, response, validate_only](absl::StatusOr<SendOutcome> sent) {
+        if (!sent.ok()) {
+          reactor->Finish(ToGrpcStatus(sent.status()));
+          return;
+        }
+        FillResponse(*sent, validate_only, response);
+        reactor->Finish(grpc::Status::OK);
+      },
+      DeadlineOf(*context));
   return reactor;
 }
 

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace herald {
 
@@ -24,7 +25,7 @@ void NotificationIntake::Start() {
   }
 }
 
-void NotificationIntake::Submit(NotificationRequest request, Done done) {
+void NotificationIntake::Submit(NotificationRequest request, Done done, absl::Time deadline) {
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
@@ -37,7 +38,8 @@ void NotificationIntake::Submit(NotificationRequest request, Done done) {
           "notification intake: ", queue_.size(),
           " requests are already waiting to be stored; retry with backoff"));
     } else {
-      queue_.push_back({.request = std::move(request), .done = std::move(done)});
+      queue_.push_back(
+          {.request = std::move(request), .done = std::move(done), .deadline = deadline});
       // No wake-up while the request is to join the next group anyway: the
       // thread sending now takes it when it is done.
       if (ShouldStartGroup()) work_cv_.Signal();
@@ -86,7 +88,16 @@ void NotificationIntake::Loop() {
 void NotificationIntake::Send(std::vector<Pending>& group) {
   // SendMany resolves a batch's device ids for one tenant at a time.
   std::map<std::string, std::vector<Pending*>> by_tenant;
-  for (Pending& pending : group) by_tenant[pending.request.tenant_id].push_back(&pending);
+  const absl::Time now = absl::Now();
+  for (Pending& pending : group) {
+    if (pending.deadline <= now) {
+      pending.done(absl::DeadlineExceededError(
+          "the call's deadline passed while it waited to be stored; nothing was stored (the "
+          "database is slow or unreachable): retry, with an idempotency_key to be safe"));
+      continue;
+    }
+    by_tenant[pending.request.tenant_id].push_back(&pending);
+  }
   for (auto& [tenant, pendings] : by_tenant) {
     std::vector<NotificationRequest> requests;
     requests.reserve(pendings.size());

@@ -26,6 +26,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "service/core/types.h"
 #include "service/dispatch/notifier.h"
 
@@ -59,8 +60,11 @@ class NotificationIntake {
 
   // Queues `request`; `done` gets what Notifier::Send would have returned.
   // kResourceExhausted when max_queued requests wait already, kUnavailable
-  // before Start or after Stop.
-  void Submit(NotificationRequest request, Done done);
+  // before Start or after Stop. A request still waiting when `deadline`
+  // (the caller's) passes is answered kDeadlineExceeded and not stored: its
+  // caller has given up and may send it again.
+  void Submit(NotificationRequest request, Done done,
+              absl::Time deadline = absl::InfiniteFuture());
 
   // Sends everything queued, then stops the threads; later Submits are
   // refused with kUnavailable.
@@ -70,6 +74,7 @@ class NotificationIntake {
   struct Pending {
     NotificationRequest request;
     Done done;
+    absl::Time deadline;
   };
 
   void Loop();

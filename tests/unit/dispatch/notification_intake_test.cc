@@ -207,6 +207,29 @@ TEST_F(NotificationIntakeTest, FullQueueIsResourceExhaustedAndStopAnswersWhatWas
   }
 }
 
+// A request whose caller's deadline passed while it waited is answered
+// DEADLINE_EXCEEDED and not stored (the caller may already be sending it
+// again); one whose deadline is still ahead is stored.
+TEST_F(NotificationIntakeTest, RequestsPastTheirCallersDeadlineAreNotStored) {
+  NotificationIntake intake(notifier_, {.threads = 1});
+  intake.Start();
+  Answers answers;
+  intake.Submit(Request("d1"), answers.Callback(1), absl::Now() - absl::Milliseconds(1));
+  intake.Submit(Request("d2"), answers.Callback(2), absl::Now() + absl::Minutes(1));
+  ASSERT_TRUE(answers.AwaitCount(2));
+  for (const auto& [index, sent] : answers.answers()) {
+    if (index == 1) {
+      EXPECT_THAT(sent, StatusIs(absl::StatusCode::kDeadlineExceeded,
+                                 ::testing::HasSubstr("nothing was stored")));
+    } else {
+      ASSERT_TRUE(sent.ok()) << sent.status();
+    }
+  }
+  ASSERT_EQ(notifications_.AllDeliveries().size(), 1u);
+  EXPECT_EQ(notifications_.AllDeliveries()[0].device_id, "d2");
+  intake.Stop();
+}
+
 // While one group is being sent, waiting requests gather for the next
 // group; a second thread starts one only when parallel_group_min wait.
 TEST_F(NotificationIntakeTest, RequestsWaitingBehindAGroupAreSentTogether) {
