@@ -100,24 +100,8 @@ const DeviceStatements& Statements() {
   return *statements;
 }
 
-Device DeviceOf(const pqxx::row& row) {
-  Device device;
-  device.tenant_id = TextOf(row["tenant_id"]);
-  device.device_id = TextOf(row["device_id"]);
-  device.owner_id = TextOf(row["owner_id"]);
-  device.platform = TextOf(row["platform"]);
-  device.topic = TextOf(row["topic"]);
-  device.groups = TextArrayOf(row["groups"]);
-  device.metadata = StringMapOf(row["metadata_keys"], row["metadata_values"]);
-  device.enabled = row["enabled"].as<bool>();
-  device.online = row["online"].as<bool>();
-  device.last_seen_time = OptionalTimeOf(row["last_seen_us"]);
-  device.create_time = TimeOf(row["create_us"]);
-  device.update_time = TimeOf(row["update_us"]);
-  return device;
-}
-
-// A row of the resolve statements (see resolve_columns).
+// A row of the resolve statements (see resolve_columns): what a device's
+// topic is built from.
 Device ResolvedDeviceOf(const pqxx::row& row) {
   Device device;
   device.tenant_id = TextOf(row["tenant_id"]);
@@ -127,6 +111,17 @@ Device ResolvedDeviceOf(const pqxx::row& row) {
   device.topic = TextOf(row["topic"]);
   device.metadata = StringMapOf(row["metadata_keys"], row["metadata_values"]);
   device.enabled = row["enabled"].as<bool>();
+  return device;
+}
+
+// A row of `columns`: the whole device.
+Device DeviceOf(const pqxx::row& row) {
+  Device device = ResolvedDeviceOf(row);
+  device.groups = TextArrayOf(row["groups"]);
+  device.online = row["online"].as<bool>();
+  device.last_seen_time = OptionalTimeOf(row["last_seen_us"]);
+  device.create_time = TimeOf(row["create_us"]);
+  device.update_time = TimeOf(row["update_us"]);
   return device;
 }
 

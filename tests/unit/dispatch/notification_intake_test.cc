@@ -3,6 +3,7 @@
 #include "service/dispatch/notification_intake.h"
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,6 +80,18 @@ class NotificationIntakeTest : public ::testing::Test {
     request.target = {.kind = TargetKind::kDeviceIds, .values = {device_id}};
     request.content = {.title = "Door", .body = device_id, .data = {}};
     return request;
+  }
+
+  // Sends a request for d0 whose callback holds the intake thread that runs
+  // it until `release` is notified; true once that thread is held.
+  static bool HoldAThread(NotificationIntake& intake, absl::Notification& release) {
+    auto entered = std::make_shared<absl::Notification>();
+    intake.Submit(Request("d0"), [entered, &release](absl::StatusOr<SendOutcome> sent) {
+      EXPECT_TRUE(sent.ok()) << sent.status();
+      entered->Notify();
+      release.WaitForNotification();
+    });
+    return entered->WaitForNotificationWithTimeout(kWait);
   }
 
   std::vector<DeliveryRecord> Deliveries(const SendOutcome& sent) {
@@ -179,14 +192,8 @@ TEST_F(NotificationIntakeTest, FullQueueIsResourceExhaustedAndStopAnswersWhatWas
   intake.Start();
   // The only intake thread is held in the first caller's callback, so the
   // next requests wait in the queue.
-  absl::Notification entered;
   absl::Notification release;
-  intake.Submit(Request("d0"), [&](absl::StatusOr<SendOutcome> sent) {
-    EXPECT_TRUE(sent.ok()) << sent.status();
-    entered.Notify();
-    release.WaitForNotification();
-  });
-  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(HoldAThread(intake, release));
   Answers answers;
   intake.Submit(Request("d1"), answers.Callback(1));
   intake.Submit(Request("d2"), answers.Callback(2));
@@ -235,14 +242,8 @@ TEST_F(NotificationIntakeTest, RequestsPastTheirCallersDeadlineAreNotStored) {
 TEST_F(NotificationIntakeTest, RequestsWaitingBehindAGroupAreSentTogether) {
   NotificationIntake intake(notifier_, {.threads = 2, .parallel_group_min = 3});
   intake.Start();
-  absl::Notification entered;
   absl::Notification release;
-  intake.Submit(Request("d0"), [&](absl::StatusOr<SendOutcome> sent) {
-    EXPECT_TRUE(sent.ok()) << sent.status();
-    entered.Notify();
-    release.WaitForNotification();
-  });
-  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(HoldAThread(intake, release));
   const int lookups_before = devices_.resolve_calls();
   Answers answers;
   intake.Submit(Request("d1"), answers.Callback(1));
