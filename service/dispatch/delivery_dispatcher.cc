@@ -354,6 +354,9 @@ void DeliveryDispatcher::ReportGivenBack(int64_t deliveries) {
 void DeliveryDispatcher::Publish(ClaimedDelivery delivery, absl::Time now) {
   OutgoingMessage message;
   message.topic = std::move(delivery.topic);
+  // The one copy of the payload per publish: Paho keeps its own buffer
+  // until the broker acknowledges, while the deliveries of a fan-out
+  // waiting in the ready queue share one.
   message.payload = *delivery.payload;
   message.qos = delivery.qos;
   message.retain = delivery.retain;
