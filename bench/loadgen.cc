@@ -173,49 +173,44 @@ class LoadGenerator {
       std::cerr << "loadgen: unknown --mode " << mode << "\n";
       return 2;
     }
+    mode_ = mode;
     const int64_t count = absl::GetFlag(FLAGS_count);
     const double rate = absl::GetFlag(FLAGS_rate);
     const double max_seconds = absl::GetFlag(FLAGS_max_seconds);
 
-    std::thread reaper([this] { Reap(); });
+    count_ = count;
     const double cpu_at_start = ProcessCpuSeconds();
-    const int64_t started = MonotonicNs();
-    const int64_t stop_at =
-        max_seconds > 0 ? started + static_cast<int64_t>(max_seconds * 1e9) : INT64_MAX;
-    int64_t sent = 0;
-    for (int64_t seq = 0; seq < count; ++seq) {
-      if (rate > 0) {
-        const int64_t due = started + static_cast<int64_t>(static_cast<double>(seq) * 1e9 / rate);
-        const int64_t wait = due - MonotonicNs();
-        if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
-      }
+    started_ns_ = MonotonicNs();
+    stop_at_ns_ =
+        max_seconds > 0 ? started_ns_ + static_cast<int64_t>(max_seconds * 1e9) : INT64_MAX;
+    std::thread reaper([this] { Reap(); });
+    if (rate > 0) {
+      SendPaced(rate);
+    } else {
+      // Closed loop: the first --concurrency calls go from here, each later
+      // one from the completion-queue thread as a call finishes, so that no
+      // thread is woken per call just to send the next (the harness's own
+      // CPU is taken from the processes it measures).
       {
         absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(
-            +[](LoadGenerator* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-              return self->in_flight_ < self->concurrency_ || self->stop_;
-            },
-            this));
-        if (stop_) break;
-        ++in_flight_;
+        closed_loop_ = true;
       }
-      if (MonotonicNs() > stop_at) {
-        absl::MutexLock lock(&mu_);
-        --in_flight_;
-        break;
-      }
-      Issue(mode, seq);
-      ++sent;
+      int calls_started = 0;
+      while (calls_started < concurrency_ && IssueNext()) ++calls_started;
     }
-    const int64_t sending_done = MonotonicNs();
+    int64_t sent = 0;
+    int64_t sending_done = 0;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](LoadGenerator* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-            return self->in_flight_ == 0;
+            return self->in_flight_ == 0 && (self->sending_over_ || !self->closed_loop_);
           },
           this));
+      sent = next_seq_;
+      sending_done = last_issue_ns_ > 0 ? last_issue_ns_ : started_ns_;
     }
+    const int64_t started = started_ns_;
     const int64_t finished = MonotonicNs();
     cq_.Shutdown();
     reaper.join();
@@ -287,7 +282,8 @@ class LoadGenerator {
     call.start_ns = MonotonicNs();
   }
 
-  void Issue(const std::string& mode, int64_t seq) {
+  void Issue(int64_t seq) {
+    const std::string& mode = mode_;
     const size_t channel = static_cast<size_t>(seq) % notifications_.size();
     const std::string tag = absl::GetFlag(FLAGS_run_tag);
     if (mode == "batch") {
@@ -339,10 +335,53 @@ class LoadGenerator {
       std::unique_ptr<Call> call(static_cast<Call*>(tag));
       if (call->status.ok()) tally_.latencies_ns.push_back(now - call->start_ns);
       call->Done(tally_);
-      absl::MutexLock lock(&mu_);
-      --in_flight_;
-      if (tally_.unimplemented) stop_ = true;
+      bool closed_loop = false;
+      {
+        absl::MutexLock lock(&mu_);
+        --in_flight_;
+        if (tally_.unimplemented) stop_ = true;
+        closed_loop = closed_loop_;
+      }
+      if (closed_loop) IssueNext();
     }
+  }
+
+  // Paced (open loop): this thread sends on schedule, never more than
+  // --concurrency outstanding.
+  void SendPaced(double rate) {
+    for (int64_t seq = 0; seq < count_; ++seq) {
+      const int64_t due = started_ns_ + static_cast<int64_t>(static_cast<double>(seq) * 1e9 / rate);
+      const int64_t wait = due - MonotonicNs();
+      if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](LoadGenerator* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+              return self->in_flight_ < self->concurrency_ || self->stop_;
+            },
+            this));
+      }
+      if (!IssueNext()) break;
+    }
+  }
+
+  // Sends the next call unless the run is over (all sent, --max_seconds
+  // passed, or stopped); false when it is.
+  bool IssueNext() {
+    int64_t seq = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      if (sending_over_) return false;
+      if (stop_ || next_seq_ >= count_ || MonotonicNs() > stop_at_ns_) {
+        sending_over_ = true;
+        return false;
+      }
+      seq = next_seq_++;
+      ++in_flight_;
+      last_issue_ns_ = MonotonicNs();
+    }
+    Issue(seq);
+    return true;
   }
 
   std::vector<std::unique_ptr<pb::NotificationService::Stub>> notifications_;
@@ -353,6 +392,14 @@ class LoadGenerator {
   absl::Mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_loop_ ABSL_GUARDED_BY(mu_) = false;
+  bool sending_over_ ABSL_GUARDED_BY(mu_) = false;  // no call will be sent any more
+  int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_issue_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string mode_;        // set before the first call
+  int64_t count_ = 0;       // likewise
+  int64_t started_ns_ = 0;  // likewise
+  int64_t stop_at_ns_ = 0;  // likewise
   const int concurrency_ = std::max(1, absl::GetFlag(FLAGS_concurrency));
 };
 
@@ -397,6 +444,10 @@ int WaitReady() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Drives Herald's gRPC API for the benchmark.");
   absl::ParseCommandLine(argc, argv);
+  // Debian builds Abseil without NDEBUG, which keeps absl::Mutex's lock
+  // order graph on for every acquisition: CPU the harness would take from
+  // the processes it measures (service/main.cc does the same).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (absl::GetFlag(FLAGS_mode) == "ready") return herald::bench::WaitReady();
   herald::bench::LoadGenerator generator;
   return generator.Run();
