@@ -21,6 +21,8 @@ namespace herald {
 namespace {
 
 constexpr char kNotificationsList[] = "notifications";
+constexpr char kOnKeyConflict[] =
+    " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING";
 constexpr char kDeliveriesList[] = "deliveries";
 
 // Delivery states as stored; they are DeliveryStateName's values (the
@@ -31,8 +33,9 @@ constexpr char kDeliveriesList[] = "deliveries";
 // statements whose plan depends on a table's size, are planned on each
 // call (PgStatement::plan_each_call).
 struct NotificationStatements {
-  PgStatement insert_notification, insert_deliveries, insert_notifications_bulk,
-      insert_deliveries_bulk, get_by_idempotency_key, get, list, list_deliveries, cancel, claim,
+  PgStatement insert_notification, insert_notification_unkeyed, insert_deliveries,
+      insert_notifications_bulk, insert_notifications_bulk_unkeyed, insert_deliveries_bulk,
+      get_by_idempotency_key, get, list, list_deliveries, cancel, claim,
       extend_leases, finish_deliveries, record_outcomes, stats, backlog;
 };
 
@@ -58,22 +61,42 @@ const NotificationStatements& Statements() {
         " count(*) FILTER (WHERE d.state = 'expired') AS expired,"
         " count(*) FILTER (WHERE d.state = 'cancelled') AS cancelled"
         " FROM deliveries d WHERE d.notification_id = n.notification_id) AS c";
+    // Only a notification with an idempotency key can conflict: the others
+    // take the plain INSERT, which spares PostgreSQL the speculative
+    // insertion of ON CONFLICT (a check of the arbiter index and one more
+    // WAL record per row; 516 against 388 records for 128 notifications).
+    const std::string insert_one = absl::StrCat(
+        "INSERT INTO notifications (notification_id, tenant_id, target_kind,"
+        " target_values, title, body, data, priority, qos, retain, ttl, send_time,"
+        " expire_time, idempotency_key, request_fingerprint, payload)"
+        " VALUES ($1, $2, $3, $4::text[], $5, $6, jsonb_object($7::text[], $8::text[]),"
+        " $9, $10::int2, $11::bool, ",
+        IntervalFromMicrosSql("$12"), ", ", TimestampFromMicrosSql("$13"), ", ",
+        TimestampFromMicrosSql("$14"), ", $15, $16, $17::bytea)");
+    const std::string insert_many = absl::StrCat(
+        "INSERT INTO notifications (notification_id, tenant_id, target_kind,"
+        " target_values, title, body, data, priority, qos, retain, ttl, send_time,"
+        " expire_time, idempotency_key, request_fingerprint, payload)"
+        " SELECT u.id, u.tenant, u.kind, u.target_values::text[], u.title, u.body,"
+        " jsonb_object(u.data_keys::text[], u.data_values::text[]), u.priority, u.qos,"
+        " u.retain, ",
+        IntervalFromMicrosSql("u.ttl_us"), ", ", TimestampFromMicrosSql("u.send_us"), ", ",
+        TimestampFromMicrosSql("u.expire_us"),
+        ", u.idempotency_key, u.fingerprint, decode(u.payload, 'hex')"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::bool[],"
+        " $12::int8[], $13::int8[], $14::int8[], $15::text[], $16::text[], $17::text[])"
+        " WITH ORDINALITY AS u(id, tenant, kind, target_values, title, body, data_keys,"
+        " data_values, priority, qos, retain, ttl_us, send_us, expire_us,"
+        " idempotency_key, fingerprint, payload, position)"
+        " ORDER BY u.position");
+    const std::string returned = absl::StrCat(
+        MicrosSql("create_time"), " AS create_us, coalesce(send_time > now(), false) AS scheduled");
     return new NotificationStatements{
-        .insert_notification =
-            {"herald_insert_notification",
-             absl::StrCat(
-                 "INSERT INTO notifications (notification_id, tenant_id, target_kind,"
-                 " target_values, title, body, data, priority, qos, retain, ttl, send_time,"
-                 " expire_time, idempotency_key, request_fingerprint, payload)"
-                 " VALUES ($1, $2, $3, $4::text[], $5, $6, jsonb_object($7::text[], $8::text[]),"
-                 " $9, $10::int2, $11::bool, ",
-                 IntervalFromMicrosSql("$12"), ", ", TimestampFromMicrosSql("$13"), ", ",
-                 TimestampFromMicrosSql("$14"),
-                 ", $15, $16, $17::bytea)"
-                 " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
-                 " DO NOTHING RETURNING ",
-                 MicrosSql("create_time"),
-                 " AS create_us, coalesce(send_time > now(), false) AS scheduled")},
+        .insert_notification = {"herald_insert_notification",
+                                absl::StrCat(insert_one, kOnKeyConflict, " RETURNING ", returned)},
+        .insert_notification_unkeyed = {"herald_insert_notification_unkeyed",
+                                        absl::StrCat(insert_one, " RETURNING ", returned)},
         // The targets arrive as two parallel arrays, the notification's own
         // columns as parameters: the statement reads no table, so its plan
         // cannot go stale as the notifications table grows from empty. The
@@ -103,29 +126,13 @@ const NotificationStatements& Statements() {
         // literal (targets, data keys and values) and the payload is hex.
         // Notifications whose idempotency key is taken are skipped (not
         // returned) and handled one by one.
-        .insert_notifications_bulk =
-            {"herald_insert_notifications_bulk",
-             absl::StrCat(
-                 "INSERT INTO notifications (notification_id, tenant_id, target_kind,"
-                 " target_values, title, body, data, priority, qos, retain, ttl, send_time,"
-                 " expire_time, idempotency_key, request_fingerprint, payload)"
-                 " SELECT u.id, u.tenant, u.kind, u.target_values::text[], u.title, u.body,"
-                 " jsonb_object(u.data_keys::text[], u.data_values::text[]), u.priority, u.qos,"
-                 " u.retain, ",
-                 IntervalFromMicrosSql("u.ttl_us"), ", ", TimestampFromMicrosSql("u.send_us"), ", ",
-                 TimestampFromMicrosSql("u.expire_us"),
-                 ", u.idempotency_key, u.fingerprint, decode(u.payload, 'hex')"
-                 " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-                 " $6::text[], $7::text[], $8::text[], $9::text[], $10::int2[], $11::bool[],"
-                 " $12::int8[], $13::int8[], $14::int8[], $15::text[], $16::text[], $17::text[])"
-                 " WITH ORDINALITY AS u(id, tenant, kind, target_values, title, body, data_keys,"
-                 " data_values, priority, qos, retain, ttl_us, send_us, expire_us,"
-                 " idempotency_key, fingerprint, payload, position)"
-                 " ORDER BY u.position"
-                 " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
-                 " DO NOTHING RETURNING notification_id, ",
-                 MicrosSql("create_time"),
-                 " AS create_us, coalesce(send_time > now(), false) AS scheduled")},
+        .insert_notifications_bulk = {"herald_insert_notifications_bulk",
+                                      absl::StrCat(insert_many, kOnKeyConflict,
+                                                   " RETURNING notification_id, ", returned)},
+        .insert_notifications_bulk_unkeyed = {"herald_insert_notifications_bulk_unkeyed",
+                                              absl::StrCat(insert_many,
+                                                           " RETURNING notification_id, ",
+                                                           returned)},
         // The deliveries of several notifications: per delivery, the
         // position of its notification in the notification arrays ($6-$11),
         // device, topic and whether to claim it at insert (as
@@ -459,7 +466,10 @@ absl::StatusOr<InsertedNotification> InsertOne(PgSession& session, pqxx::work& t
   const NotificationStatements& statements = Statements();
   const pqxx::binarystring payload(notification.payload.data(), notification.payload.size());
   const pqxx::result inserted = tx.exec_prepared(
-      session.Prepare(statements.insert_notification), notification.notification_id,
+      session.Prepare(notification.options.idempotency_key.empty()
+                          ? statements.insert_notification_unkeyed
+                          : statements.insert_notification),
+      notification.notification_id,
       notification.tenant_id, std::string(TargetKindName(notification.target.kind)),
       PgTextArrayLiteral(notification.target.values), notification.content.title,
       notification.content.body, MapKeysLiteral(notification.content.data),
@@ -578,8 +588,10 @@ std::vector<absl::StatusOr<InsertedNotification>> InsertMany(
   std::vector<int64_t> qos;
   std::vector<bool> retain;
   std::vector<std::optional<int64_t>> ttls, send_times, expire_times;
+  bool any_idempotency_key = false;
   for (const NotificationToInsert& entry : entries) {
     const NotificationRecord& notification = *entry.notification;
+    any_idempotency_key |= !notification.options.idempotency_key.empty();
     ids.push_back(notification.notification_id);
     tenants.push_back(notification.tenant_id);
     kinds.emplace_back(TargetKindName(notification.target.kind));
@@ -601,7 +613,9 @@ std::vector<absl::StatusOr<InsertedNotification>> InsertMany(
   const auto append_int = [](int64_t value, std::string* out) { absl::StrAppend(out, value); };
   const auto append_bool = [](bool value, std::string* out) { out->append(value ? "t" : "f"); };
   const pqxx::result inserted = tx.exec_prepared(
-      session.Prepare(statements.insert_notifications_bulk), ArrayLiteral(ids, AppendText),
+      session.Prepare(any_idempotency_key ? statements.insert_notifications_bulk
+                                          : statements.insert_notifications_bulk_unkeyed),
+      ArrayLiteral(ids, AppendText),
       ArrayLiteral(tenants, AppendText), ArrayLiteral(kinds, AppendText),
       ArrayLiteral(target_values, AppendText), ArrayLiteral(titles, AppendText),
       ArrayLiteral(bodies, AppendText), ArrayLiteral(data_keys, AppendText),
