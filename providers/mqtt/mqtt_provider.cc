@@ -616,9 +616,12 @@ void MqttProvider::Publish(OutgoingMessage message, PublishCallback done) {
         properties.add(mqtt::property(mqtt::property::USER_PROPERTY, name, value));
       }
     }
-    mqtt::message_ptr paho_message =
-        mqtt::message::create(std::move(message.topic), std::move(message.payload), message.qos,
-                              message.retain, properties);
+    mqtt::message_ptr paho_message = mqtt::message::create(
+        std::move(message.topic), std::move(message.payload), message.qos, message.retain);
+    // Moved, not copied: Debian's Paho C tracks each of its allocations in
+    // a tree under one mutex (Heap.c), and a property list copy is one
+    // allocation for the list and one per string.
+    if (!properties.empty()) paho_message->set_properties(std::move(properties));
     client_->publish(std::move(paho_message), ToContext(id), *publish_listener_);
   } catch (const mqtt::exception& e) {
     OnPublishDone(id, false, e.get_return_code(), e.get_reason_code());
