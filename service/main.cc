@@ -180,7 +180,8 @@ int Serve(const Config& config) {
        .poll_interval = config.delivery_poll_interval,
        .retry = {.max_attempts = config.max_delivery_attempts,
                  .initial_backoff = config.retry_backoff_initial,
-                 .max_backoff = config.retry_backoff_max}});
+                 .max_backoff = config.retry_backoff_max},
+       .message_properties = config.mqtt_notification_properties});
   dispatcher.Start();
 
   Notifier notifier(device_store, notification_store, metrics, [&] { dispatcher.Wake(); },

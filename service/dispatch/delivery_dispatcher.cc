@@ -363,7 +363,11 @@ void DeliveryDispatcher::Publish(ClaimedDelivery delivery, absl::Time now) {
   if (delivery.expire_time.has_value()) {
     message.message_expiry = std::max(*delivery.expire_time - now, absl::Seconds(1));
   }
-  message.user_properties["notification_id"] = delivery.notification_id;
+  if (options_.message_properties) {
+    message.user_properties["notification_id"] = delivery.notification_id;
+  } else {
+    message.content_type.clear();
+  }
   Attempt attempt{.delivery_id = delivery.delivery_id,
                   .notification_id = std::move(delivery.notification_id),
                   .attempts = delivery.attempts,

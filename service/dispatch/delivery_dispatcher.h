@@ -53,6 +53,10 @@ struct DispatcherOptions {
   // On StopClaiming, how long the publishing thread may take to hand what
   // is ready to the provider; the rest is released for another replica.
   absl::Duration drain_timeout = absl::Seconds(5);
+  // Each publish carries the content type and a notification_id user
+  // property (MQTT 5). Without them a publish costs Paho C about half as
+  // many allocations, each of which Debian's build tracks under one lock.
+  bool message_properties = true;
 };
 
 // Thread-safe. Start once; StopClaiming and Stop once each, in that order.

@@ -338,6 +338,51 @@ TEST_F(EndToEndTest, NotifiesDevicesAtEachQosAndRecordsTheOutcome) {
   }
 }
 
+// A replica started with --mqtt_notification_properties=false publishes the
+// same payload without the MQTT 5 content type and notification_id user
+// property (the payload's id still names the notification).
+TEST_F(EndToEndTest, WithoutNotificationPropertiesOnlyThePayloadNamesTheNotification) {
+  CreateDevice("bare", "owner");
+  auto recorder = Record({"devices/" + Id("bare") + "/notifications"});
+  HeraldProcess bare({"--database_url=" + *database_url_,
+                      "--mqtt_uri=" + TestServers::Get().mqtt_uri,
+                      absl::StrCat("--mqtt_client_id=herald-e2e-bare-", getpid()),
+                      "--mqtt_notification_properties=false"});
+  ASSERT_TRUE(bare.Start().ok());
+  // Until its broker connection is up a replica hands nothing to its own
+  // dispatcher, and the suite's replica would publish the notification.
+  auto stats = v1::StatsService::NewStub(bare.NewChannel());
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::string state;
+  while (state != "connected" && absl::Now() < deadline) {
+    grpc::ClientContext context;
+    v1::GetStatsResponse response;
+    if (stats->GetStats(&context, v1::GetStatsRequest(), &response).ok() &&
+        response.providers_size() > 0) {
+      state = response.providers(0).state();
+    }
+    if (state != "connected") absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(state, "connected");
+  auto notifications = v1::NotificationService::NewStub(bare.NewChannel());
+  v1::SendNotificationResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  grpc::Status status =
+      notifications->SendNotification(&context, ToDevices({Id("bare")}, 1), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(recorder->WaitForCount(1, absl::Seconds(10)));
+
+  auto messages = recorder->MessagesOn("devices/" + Id("bare") + "/notifications");
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(messages[0].user_property_notification_id, "");
+  EXPECT_EQ(messages[0].content_type, "");
+  EXPECT_EQ(ParseJson(messages[0].payload).fields().at("id").string_value(),
+            response.notification_id());
+  EXPECT_EQ(WaitSettled(response.notification_id()).state(), v1::DELIVERED);
+  EXPECT_EQ(bare.Stop(), 0) << bare.ReadLog();
+}
+
 TEST_F(EndToEndTest, NotifiesOwnersGroupsAndRawTopics) {
   CreateDevice("k1", "alice", {"kitchen"});
   CreateDevice("k2", "alice", {"kitchen"}, /*enabled=*/false);

@@ -78,6 +78,7 @@ TEST_F(ConfigTest, EnvironmentSetsFlags) {
                {"HERALD_MQTT_URI", "tcp://a:1883, ssl://b:8883"},
                {"HERALD_MQTT_TLS_VERIFY", "false"},
                {"HERALD_MQTT_VERSION", "3.1.1"},
+               {"HERALD_MQTT_NOTIFICATION_PROPERTIES", "false"},
                {"HERALD_MIGRATE", "true"},
                {"HERALD_LOG_FORMAT", "json"},
                {"HERALD_LOG_LEVEL", "debug"}});
@@ -91,6 +92,7 @@ TEST_F(ConfigTest, EnvironmentSetsFlags) {
   EXPECT_THAT(config->mqtt.server_uris, ElementsAre("tcp://a:1883", "ssl://b:8883"));
   EXPECT_FALSE(config->mqtt.tls_verify);
   EXPECT_EQ(config->mqtt.mqtt_version, 4);
+  EXPECT_FALSE(config->mqtt_notification_properties);
   EXPECT_TRUE(config->migrate_on_start);
   EXPECT_EQ(config->log_format, LogFormat::kJson);
   EXPECT_EQ(config->log_level, LogLevel::kDebug);
@@ -124,6 +126,7 @@ TEST_F(ConfigTest, DefaultsMatchTheConfigStruct) {
   EXPECT_EQ(config->mqtt.mqtt_version, 5);
   EXPECT_EQ(config->mqtt.keep_alive, absl::Seconds(60));
   EXPECT_TRUE(config->mqtt.clean_session);  // see MqttOptions::clean_session
+  EXPECT_TRUE(config->mqtt_notification_properties);  // PRODUCT.md: content type, id property
   EXPECT_EQ(config->notification_topic_template, "devices/{device_id}/notifications");
   EXPECT_EQ(config->presence_topic_template, "devices/{device_id}/status/online");
   EXPECT_EQ(config->delivery_batch_size, 500);

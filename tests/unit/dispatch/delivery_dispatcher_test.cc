@@ -41,6 +41,7 @@ using ::testing::IsEmpty;
 using ::testing::Le;
 using ::testing::Lt;
 using ::testing::Optional;
+using ::testing::Pair;
 using ::testing::UnorderedElementsAreArray;
 using ::testing::UnorderedElementsAre;
 
@@ -212,6 +213,32 @@ TEST_F(DeliveryDispatcherTest, ClaimsAndPublishesDueDeliveries) {
   // reserved; with the claimers stopped it is exactly what awaits an ack.
   dispatcher.StopClaiming();
   EXPECT_EQ(dispatcher.in_flight(), 3);
+}
+
+TEST_F(DeliveryDispatcherTest, PublishesCarryTheContentTypeAndNotificationIdProperty) {
+  const std::string id = Insert(1);
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, Options());
+  dispatcher.Start();
+  ASSERT_TRUE(provider_.AwaitPublished(1, kWait));
+  const OutgoingMessage message = provider_.published().at(0);
+  EXPECT_EQ(message.content_type, "application/json");
+  EXPECT_THAT(message.user_properties, ElementsAre(Pair("notification_id", id)));
+}
+
+TEST_F(DeliveryDispatcherTest, WithoutMessagePropertiesOnlyThePayloadNamesTheNotification) {
+  const absl::Time expires = clock_.Now() + absl::Hours(1);
+  const std::string id = Insert(1, expires);
+  DispatcherOptions options = Options();
+  options.message_properties = false;
+  DeliveryDispatcher dispatcher(store_, provider_, metrics_, options);
+  dispatcher.Start();
+  ASSERT_TRUE(provider_.AwaitPublished(1, kWait));
+  const OutgoingMessage message = provider_.published().at(0);
+  EXPECT_EQ(message.content_type, "");
+  EXPECT_THAT(message.user_properties, IsEmpty());
+  EXPECT_EQ(message.payload, absl::StrCat("{\"id\":\"", id, "\"}"));
+  EXPECT_THAT(message.message_expiry, Optional(Ge(absl::Seconds(1))))
+      << "the expiry is part of delivery, not metadata";
 }
 
 TEST_F(DeliveryDispatcherTest, AcknowledgedPublishesAreRecordedDelivered) {
