@@ -14,6 +14,7 @@
 //   loadgen --target=... --mode=topic --topic=bench/broadcast --count=20000
 //   loadgen --target=... --mode=command --count=2000      # needs a fleet answering
 //   loadgen --target=... --mode=device --rate=1000 --max_seconds=10
+//   loadgen --target=... --mode=health --count=50000      # gRPC's own cost per call
 //
 // The JSON it writes says how many RPCs succeeded, their latency, and how
 // many deliveries Herald accepted (the sum of target_count), which is the
@@ -41,6 +42,7 @@
 #include "bench/common/bench_clock.h"
 #include "bench/common/bench_payload.h"
 #include "bench/common/bench_stats.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "herald/v1/command.grpc.pb.h"
 #include "herald/v1/notification.grpc.pb.h"
@@ -49,7 +51,8 @@
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Herald's gRPC address.");
 ABSL_FLAG(std::string, mode, "device",
           "ready (wait until Herald serves and its broker connection is up), device, batch, "
-          "group, topic or command.");
+          "group, topic, command, or health (the gRPC health check: what a call costs Herald "
+          "when it does no work of its own).");
 ABSL_FLAG(int, qos, 1, "QoS of the notifications or commands.");
 ABSL_FLAG(int64_t, count, 1000, "RPCs to send (a batch is one RPC).");
 ABSL_FLAG(int, concurrency, 64, "RPCs outstanding at most.");
@@ -141,6 +144,7 @@ class TypedCall : public Call {
       ++tally.accepted_notifications;
     }
   }
+  static void Account(const grpc::ByteBuffer&, Tally&) {}  // a health check delivers nothing
   static void Account(const pb::Command&, Tally& tally) {
     // Each command is published to its device at least once.
     ++tally.accepted_targets;
@@ -161,6 +165,7 @@ class LoadGenerator {
                                                grpc::InsecureChannelCredentials(), args);
       notifications_.push_back(pb::NotificationService::NewStub(channel));
       commands_.push_back(pb::CommandService::NewStub(channel));
+      generic_.push_back(std::make_unique<grpc::GenericStub>(channel));
     }
     groups_ = absl::StrSplit(absl::GetFlag(FLAGS_groups), ',', absl::SkipEmpty());
     if (groups_.empty()) groups_.push_back("g10k-0");
@@ -169,7 +174,7 @@ class LoadGenerator {
   int Run() {
     const std::string mode = absl::GetFlag(FLAGS_mode);
     if (mode != "device" && mode != "batch" && mode != "group" && mode != "topic" &&
-        mode != "command") {
+        mode != "command" && mode != "health") {
       std::cerr << "loadgen: unknown --mode " << mode << "\n";
       return 2;
     }
@@ -298,6 +303,17 @@ class LoadGenerator {
       }
       call->reader = notifications_[channel]->AsyncSendNotifications(&call->context, request, &cq_);
       call->reader->Finish(&call->response, &call->status, call);
+    } else if (mode == "health") {
+      // grpc.health.v1.Health/Check for the server as a whole: an empty
+      // HealthCheckRequest serializes to no bytes (one empty slice; a
+      // ByteBuffer without any is no message at all).
+      auto* call = new TypedCall<grpc::ByteBuffer>();
+      Prepare(*call);
+      grpc::Slice empty("");
+      call->reader = generic_[channel]->PrepareUnaryCall(
+          &call->context, "/grpc.health.v1.Health/Check", grpc::ByteBuffer(&empty, 1), &cq_);
+      call->reader->StartCall();
+      call->reader->Finish(&call->response, &call->status, call);
     } else if (mode == "command") {
       auto* call = new TypedCall<pb::Command>();
       Prepare(*call);
@@ -386,6 +402,7 @@ class LoadGenerator {
 
   std::vector<std::unique_ptr<pb::NotificationService::Stub>> notifications_;
   std::vector<std::unique_ptr<pb::CommandService::Stub>> commands_;
+  std::vector<std::unique_ptr<grpc::GenericStub>> generic_;
   std::vector<std::string> groups_;
   grpc::CompletionQueue cq_;
   Tally tally_;

@@ -103,6 +103,11 @@ CEILING_REPEATS = (3, 1)
 # same tree measured 0.71x and 1.06x of the ceiling in two runs minutes
 # apart, so the median run is reported, with every run's rate.
 CEILING_PACED_SECONDS = (10, 3)
+# gRPC alone (full run, quick run): health checks that Herald's server
+# answers without any work of its own, measured whenever `single` runs, so
+# that the single-call figures can be read against what a call costs
+# before Herald does anything.
+GRPC_ALONE_CALLS = (40_000, 3_000)
 
 # The issue's targets (issue 5, "The speed"), checked against every run.
 GROUP_RATIO = {0: 0.6, 1: 0.8, 2: 0.8}
@@ -734,6 +739,36 @@ class Bench:
             row["status"] = f"LOST {lost} (in another run of it)"
         return row
 
+    def run_grpc_alone(self):
+        """gRPC health checks from 64 callers: what a unary call costs
+        Herald's server, and the load generator, with no notification
+        work."""
+        name = "grpc-alone"
+        log(f"{name}: gRPC health checks (grpc.health.v1.Health/Check), 64 RPCs outstanding")
+        herald, target = self.start_herald(name)
+        try:
+            before = self.cpu.snapshot({"herald": herald.pid})
+            subprocess.run(
+                [self.tool("loadgen"), f"--target={target}", "--mode=health",
+                 f"--count={GRPC_ALONE_CALLS[self.quick]}", "--concurrency=64",
+                 f"--run_tag={name}", f"--out={os.path.join(self.raw, name + '.loadgen.json')}"],
+                check=True, stderr=open(os.path.join(self.logs, f"{name}.loadgen.log"), "w"))
+            after = self.cpu.snapshot({"herald": herald.pid})
+        finally:
+            herald_exit = self.stop_process(herald)
+        load = self.read_json(f"{name}.loadgen.json")
+        cpu = CpuSampler.delta(before, after)
+        ok = load.get("ok", 0)
+        per_10k = lambda seconds: round(seconds * 1e4 / ok, 4) if ok else None  # noqa: E731
+        return {
+            "name": name, "calls": ok, "failed": load.get("failed", 0),
+            "calls_per_s": load.get("rpcs_per_s", 0), "rpc_latency_ms": load.get("rpc_latency_ms", {}),
+            "herald_cpu_per_10k_calls": per_10k(cpu.get("herald", 0)),
+            "loadgen_cpu_per_10k_calls": per_10k(load.get("cpu_seconds", 0)),
+            "machine_busy_fraction": cpu.get("machine_busy_fraction"),
+            "herald_exit_code": herald_exit,
+        }
+
     # -- the whole run
 
     def run(self):
@@ -783,6 +818,11 @@ class Bench:
                 report["ceilings"].append(row)
             if "paced" in wanted:
                 report["ceilings"].append(self.attempt(self.run_ceiling, 1, True))
+            if "single" in wanted:
+                try:
+                    report["grpc_alone"] = self.run_grpc_alone()
+                except (RuntimeError, subprocess.CalledProcessError) as e:
+                    log(f"grpc-alone failed: {e}")
             for key in wanted:
                 for qos in SCENARIOS[key].get("qos", qos_list):
                     if key == "paced" and qos not in qos_list and self.args.qos:
@@ -974,6 +1014,24 @@ def markdown(report):
             f"{fmt(row.get('herald_cpu_per_10k'), 2)} | {fmt(row.get('cpu_multiple_of_bare_publisher'), 1)} | "
             f"{fmt(row.get('herald_peak_rss_mb'), 0)} | {fmt(row.get('lost'))} | "
             f"{fmt(row.get('duplicates'))} | {row.get('status', '')} |")
+    alone = report.get("grpc_alone")
+    if alone and alone.get("calls"):
+        bare = next((c for c in report["ceilings"]
+                     if c["scenario"] == "ceiling" and c["qos"] == 1), None)
+        versus = ""
+        if bare and bare.get("publisher_cpu_per_10k"):
+            versus = (f" ({alone['herald_cpu_per_10k_calls'] / bare['publisher_cpu_per_10k']:.1f}x "
+                      "the bare publisher's CPU per message at QoS 1)")
+        rpc = alone.get("rpc_latency_ms", {}) or {}
+        lines += [
+            "",
+            f"gRPC alone (health checks that Herald's server answers with no work of its own, "
+            f"64 outstanding): {fmt(alone['calls_per_s'])} calls/s, RPC p50 / p99 "
+            f"{fmt(rpc.get('p50'), 1)} / {fmt(rpc.get('p99'), 1)} ms; per 10,000 calls Herald "
+            f"{fmt(alone['herald_cpu_per_10k_calls'], 2)} CPU s{versus}, the load generator "
+            f"{fmt(alone['loadgen_cpu_per_10k_calls'], 2)} s."
+            + (f" {fmt(alone['failed'])} calls failed." if alone.get("failed") else ""),
+        ]
     lines += [
         "",
         "## Where the CPU went (CPU seconds per 10,000 deliveries, and the machine's busy share)",
