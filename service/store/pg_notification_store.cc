@@ -65,18 +65,18 @@ const NotificationStatements& Statements() {
     // take the plain INSERT, which spares PostgreSQL the speculative
     // insertion of ON CONFLICT (a check of the arbiter index and one more
     // WAL record per row; 516 against 388 records for 128 notifications).
+    const std::string insert_into =
+        "INSERT INTO notifications (notification_id, tenant_id, target_kind, target_values,"
+        " title, body, data, priority, qos, retain, ttl, send_time, expire_time,"
+        " idempotency_key, request_fingerprint, payload)";
     const std::string insert_one = absl::StrCat(
-        "INSERT INTO notifications (notification_id, tenant_id, target_kind,"
-        " target_values, title, body, data, priority, qos, retain, ttl, send_time,"
-        " expire_time, idempotency_key, request_fingerprint, payload)"
+        insert_into,
         " VALUES ($1, $2, $3, $4::text[], $5, $6, jsonb_object($7::text[], $8::text[]),"
         " $9, $10::int2, $11::bool, ",
         IntervalFromMicrosSql("$12"), ", ", TimestampFromMicrosSql("$13"), ", ",
         TimestampFromMicrosSql("$14"), ", $15, $16, $17::bytea)");
     const std::string insert_many = absl::StrCat(
-        "INSERT INTO notifications (notification_id, tenant_id, target_kind,"
-        " target_values, title, body, data, priority, qos, retain, ttl, send_time,"
-        " expire_time, idempotency_key, request_fingerprint, payload)"
+        insert_into,
         " SELECT u.id, u.tenant, u.kind, u.target_values::text[], u.title, u.body,"
         " jsonb_object(u.data_keys::text[], u.data_values::text[]), u.priority, u.qos,"
         " u.retain, ",
