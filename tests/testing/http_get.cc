@@ -32,7 +32,9 @@ absl::StatusOr<HttpResponse> HttpGetFull(int port, const std::string& target,
   }
   const std::string request =
       absl::StrCat("GET ", target, " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+  // MSG_NOSIGNAL: a server that closed at once is an error, not SIGPIPE.
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
     close(fd);
     return absl::UnavailableError("cannot send the request");
   }

@@ -118,7 +118,10 @@ void TcpProxy::Pump(int from, int to, bool replies) {
     Pace(static_cast<size_t>(n));
     ssize_t written = 0;
     while (written < n) {
-      const ssize_t w = write(to, buffer + written, static_cast<size_t>(n - written));
+      // MSG_NOSIGNAL: a peer that CutConnections (or the other side) shut
+      // down must fail this send with EPIPE, not kill the test with SIGPIPE.
+      const ssize_t w =
+          send(to, buffer + written, static_cast<size_t>(n - written), MSG_NOSIGNAL);
       if (w <= 0) break;
       written += w;
     }
