@@ -15,6 +15,10 @@ namespace herald {
 // '"', '\' and control characters; other bytes, UTF-8 included, as they are.
 std::string JsonEscape(std::string_view text);
 
+// The same, appended to `out`: no string of its own per field, for the
+// payload written for every notification accepted.
+void AppendJsonEscaped(std::string_view text, std::string* out);
+
 }  // namespace herald
 
 #endif  // HERALD_SERVICE_CORE_JSON_TEXT_H_

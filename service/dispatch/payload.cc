@@ -43,7 +43,7 @@ std::string EncodeNotificationPayload(const std::string& notification_id,
   json.reserve(size);
   const auto append_string = [&json](std::string_view text) {
     json.push_back('"');
-    json.append(JsonEscape(text));
+    AppendJsonEscaped(text, &json);
     json.push_back('"');
   };
   json.append("{\"id\":");
