@@ -1,6 +1,12 @@
 #include "service/metrics/metrics_server.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <exception>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -10,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 
@@ -42,6 +49,33 @@ absl::Status CheckAddress(absl::string_view address) {
   return absl::OkStatus();
 }
 
+// Where a local client reaches a server listening on `address` (checked
+// HOST:PORT): the host itself, or loopback for a wildcard.
+std::string LocalHostOf(absl::string_view address) {
+  absl::string_view host = address.substr(0, address.rfind(':'));
+  if (absl::StartsWith(host, "[")) host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "0.0.0.0") return "127.0.0.1";
+  if (host == "::") return "::1";
+  return std::string(host);
+}
+
+// Opens and at once closes a TCP connection to host:port; errors ignored.
+void Knock(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), absl::StrCat(port).c_str(), &hints, &found) != 0) return;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const bool connected = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    close(fd);
+    if (connected) break;
+  }
+  freeaddrinfo(found);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
@@ -72,13 +106,32 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
         absl::StrCat("cannot listen for metrics on ", address, ": no port bound"));
   }
   return std::unique_ptr<MetricsServer>(
-      new MetricsServer(std::move(exposer), std::move(registry), ports.front()));
+      new MetricsServer(std::move(exposer), std::move(registry), LocalHostOf(address),
+                        ports.front()));
 }
 
 MetricsServer::MetricsServer(std::unique_ptr<prometheus::Exposer> exposer,
-                             std::shared_ptr<prometheus::Registry> registry, int port)
-    : registry_(std::move(registry)), exposer_(std::move(exposer)), port_(port) {}
+                             std::shared_ptr<prometheus::Registry> registry,
+                             std::string local_host, int port)
+    : registry_(std::move(registry)),
+      exposer_(std::move(exposer)),
+      local_host_(std::move(local_host)),
+      port_(port) {}
 
-MetricsServer::~MetricsServer() = default;
+MetricsServer::~MetricsServer() {
+  // civetweb's stop waits for its listening thread, which reads the stop
+  // flag only between polls of up to 2 s: every Herald stop lasted up to
+  // 2 s longer. A connection ends the poll at once, so knock until stopped.
+  std::atomic<bool> stopped = false;
+  std::thread knocker([this, &stopped] {
+    while (!stopped.load()) {
+      Knock(local_host_, port_);
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  });
+  exposer_.reset();
+  stopped = true;
+  knocker.join();
+}
 
 }  // namespace herald

@@ -43,12 +43,14 @@ class MetricsServer {
 
  private:
   MetricsServer(std::unique_ptr<prometheus::Exposer> exposer,
-                std::shared_ptr<prometheus::Registry> registry, int port);
+                std::shared_ptr<prometheus::Registry> registry, std::string local_host,
+                int port);
 
   // The exposer holds only a weak_ptr to the registry; registry_ keeps it
   // alive while it is served. Declared first so it is destroyed last.
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string local_host_;  // where this process reaches the listener
   int port_;
 };
 
