@@ -26,6 +26,7 @@
 #include "service/api/metrics_interceptor.h"
 #include "service/api/notification_service.h"
 #include "service/api/server_credentials.h"
+#include "service/api/server_shutdown.h"
 #include "service/api/stats_service.h"
 #include "service/config/config.h"
 #include "service/core/logging.h"
@@ -255,6 +256,8 @@ int Serve(const Config& config) {
   builder.RegisterService(&stats_service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<api::MetricsInterceptorFactory>(metrics));
+  api::LiveCalls live_calls;
+  interceptors.push_back(live_calls.NewInterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
@@ -294,7 +297,7 @@ int Serve(const Config& config) {
   // broker acknowledge what is in flight, record the outcomes, disconnect.
   const absl::Time deadline = absl::Now() + config.shutdown_grace;
   health->Shutdown();
-  server->Shutdown(absl::ToChronoTime(absl::Now() + config.shutdown_grace / 4));
+  api::ShutdownServer(*server, live_calls, absl::Now() + config.shutdown_grace / 4);
   // SendCommand calls still waiting were cancelled by the server's shutdown;
   // the intake has answered every call it took.
   intake.Stop();
