@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -301,14 +302,31 @@ TEST_F(PgNotificationStoreTest, GetMissingOrOtherTenantIsNotFound) {
 
 TEST_F(PgNotificationStoreTest, DuplicateNotificationIdIsAlreadyExists) {
   MustInsert(Record("n1", Targets(1)), Targets(1));
-  absl::StatusOr<InsertedNotification> again =
-      store_->InsertNotification(Record("n1", Targets(1)), Targets(1));
+  NotificationRecord other = Record("n1", Targets(1));
+  other.content.title = "Window open";
+  other.payload = R"({"id":"n1","title":"Window open"})";
+  absl::StatusOr<InsertedNotification> again = store_->InsertNotification(other, Targets(1));
   EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists) << again.status();
+  EXPECT_TRUE(absl::StrContains(again.status().message(), "n1")) << again.status();
+  EXPECT_EQ(MustGet("n1").content.title, "Door open");
 }
 
-// The reply to a batch's insert was lost with the connection, before its
-// COMMIT: the transaction rolls back, and the retry on a new connection
-// stores the batch, once, with its claims.
+// The same notification again (same id and payload: what a retry after a
+// lost reply sends) is stored once and answered as stored.
+TEST_F(PgNotificationStoreTest, TheSameNotificationAgainIsStoredOnce) {
+  const NotificationRecord first = MustInsert(Record("n1", Targets(2)), Targets(2));
+  absl::StatusOr<InsertedNotification> again =
+      store_->InsertNotification(Record("n1", Targets(2)), Targets(2));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->duplicate);
+  EXPECT_EQ(again->notification.create_time, first.create_time);
+  EXPECT_EQ(again->notification.counts.pending, 2);
+  EXPECT_EQ(AllDeliveries("n1").size(), 2u);
+}
+
+// The reply to a batch's insert was lost with the connection after the
+// statement committed: the retry on a new connection stores nothing twice
+// and answers with what the lost attempt stored and claimed.
 TEST_F(PgNotificationStoreTest, ABatchWhoseInsertReplyWasLostIsStoredOnce) {
   const size_t port_at = url_.find("127.0.0.1:");
   ASSERT_NE(port_at, std::string::npos) << url_;
@@ -340,15 +358,13 @@ TEST_F(PgNotificationStoreTest, ABatchWhoseInsertReplyWasLostIsStoredOnce) {
   proxy.SetDropReplies(true);
   std::vector<absl::StatusOr<InsertedNotification>> results;
   std::thread inserter([&] { results = insert_pair("lost", 2); });
-  // The server waits in the transaction for the next statement, which the
-  // client sends only once it has a reply.
+  // The statement commits; its reply goes nowhere.
   pqxx::connection direct(url_);
   EXPECT_TRUE(WaitFor(
       [&] {
         pqxx::nontransaction tx(direct);
-        return tx.exec1("SELECT count(*) FROM pg_stat_activity"
-                        " WHERE state = 'idle in transaction' AND datname = current_database()")[0]
-                   .as<int>() == 1;
+        return tx.exec1("SELECT count(*) FROM deliveries WHERE notification_id LIKE 'lost-%'")[0]
+                   .as<int>() == 4;
       },
       absl::Seconds(20)));
   proxy.SetDropReplies(false);
@@ -662,6 +678,36 @@ TEST_F(PgNotificationStoreTest, WritesReadOnlyTheirOwnRowsAsTheOutboxGrows) {
   EXPECT_LT(deliveries_read, 1000) << "deliveries read to record 10 outcomes";
 }
 
+// A batch holding a fan-out (above 1,000 targets) is inserted a
+// notification at a time in a transaction, not in the one statement; its
+// claims come back the same way.
+TEST_F(PgNotificationStoreTest, ABatchWithAFanOutClaimsInTargetOrderToo) {
+  const std::vector<ResolvedTarget> fan_out = Targets(1500, "fan");
+  const std::vector<ResolvedTarget> pair = Targets(2, "pair");
+  const NotificationRecord big = Record("big", fan_out);
+  const NotificationRecord small = Record("small", pair);
+  std::vector<absl::StatusOr<InsertedNotification>> inserted = store_->InsertNotifications(
+      {{.notification = &big, .targets = &fan_out, .claim_count = 400,
+        .claim_lease = absl::Seconds(30)},
+       {.notification = &small, .targets = &pair, .claim_count = 2,
+        .claim_lease = absl::Seconds(30)}});
+  ASSERT_EQ(inserted.size(), 2u);
+  for (const auto& result : inserted) ASSERT_TRUE(result.ok()) << result.status();
+
+  const std::vector<DeliveryRecord> big_deliveries = AllDeliveries("big");  // the first 1,000
+  ASSERT_EQ(big_deliveries.size(), 1000u);
+  EXPECT_EQ(MustGet("big").counts.pending, 1500);
+  ASSERT_EQ(inserted[0]->claimed_delivery_ids.size(), 400u);
+  for (size_t i = 0; i < 400; ++i) {
+    EXPECT_EQ(inserted[0]->claimed_delivery_ids[i], big_deliveries[i].delivery_id) << i;
+  }
+  EXPECT_EQ(big_deliveries[399].attempts, 1);
+  EXPECT_EQ(big_deliveries[400].attempts, 0);
+  EXPECT_EQ(inserted[0]->notification.counts.pending, 1500);
+  EXPECT_EQ(inserted[1]->claimed_delivery_ids.size(), 2u);
+  EXPECT_EQ(AllDeliveries("small").size(), 2u);
+}
+
 TEST_F(PgNotificationStoreTest, InsertClaimsTheFirstDeliveriesInTargetOrder) {
   const std::vector<ResolvedTarget> targets = Targets(3);
   const NotificationRecord record = Record("n1", targets);
@@ -877,9 +923,12 @@ TEST_F(PgNotificationStoreTest, ConcurrentInsertsShareCommitsAndFailAlone) {
     threads.emplace_back([&, t] {
       start.arrive_and_wait();
       for (int i = 0; i < kPerThread; ++i) {
-        // Thread 0's fifth insert reuses a taken id.
-        const std::string id = t == 0 && i == 4 ? "taken" : absl::StrCat("g", t, "-", i);
-        results[t].push_back(store_->InsertNotification(Record(id, Targets(2)), Targets(2)));
+        // Thread 0's fifth insert reuses a taken id for another notification.
+        const bool reuse = t == 0 && i == 4;
+        NotificationRecord record =
+            Record(reuse ? "taken" : absl::StrCat("g", t, "-", i), Targets(2));
+        if (reuse) record.payload = R"({"id":"taken","title":"Another"})";
+        results[t].push_back(store_->InsertNotification(record, Targets(2)));
       }
     });
   }
