@@ -53,7 +53,10 @@ class NotificationStore {
   // With an idempotency key that the tenant used before: stores nothing and
   // returns the earlier notification with duplicate = true, or
   // kFailedPrecondition if its request fingerprint differs. Safe against
-  // concurrent inserts of the same key from several replicas.
+  // concurrent inserts of the same key from several replicas. The same
+  // notification again (same tenant, id and payload: a retry whose first
+  // reply was lost) stores nothing more and returns it, not as a duplicate;
+  // another notification under a stored id is kAlreadyExists.
   virtual absl::StatusOr<InsertedNotification> InsertNotification(
       const NotificationRecord& notification, const std::vector<ResolvedTarget>& targets) = 0;
 

@@ -88,6 +88,16 @@ absl::StatusOr<InsertedNotification> FakeNotificationStore::InsertNotification(
   if (absl::Status fault = faults_.Check("InsertNotification"); !fault.ok()) return fault;
   const absl::Time now = Now();
   absl::MutexLock lock(&mu_);
+  if (const auto it = notifications_.find(notification.notification_id);
+      it != notifications_.end()) {
+    const NotificationRecord& stored = it->second.record;
+    if (stored.tenant_id != notification.tenant_id || stored.payload != notification.payload) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("notification_id: \"", notification.notification_id, "\" exists"));
+    }
+    // The same notification again: what a retry after a lost reply sends.
+    return InsertedNotification{.notification = WithCounts(it->second, now), .duplicate = false};
+  }
   const std::string& key = notification.options.idempotency_key;
   if (!key.empty()) {
     const auto it = idempotency_keys_.find({notification.tenant_id, key});
@@ -100,10 +110,6 @@ absl::StatusOr<InsertedNotification> FakeNotificationStore::InsertNotification(
       }
       return InsertedNotification{.notification = std::move(earlier), .duplicate = true};
     }
-  }
-  if (notifications_.contains(notification.notification_id)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("notification_id: \"", notification.notification_id, "\" exists"));
   }
 
   StoredNotification stored{.record = notification};
