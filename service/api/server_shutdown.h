@@ -3,8 +3,8 @@
 // grpc::Server::Shutdown(deadline) refuses new calls (GOAWAY), lets running
 // calls finish, and then also waits for every client to close its
 // connection: a client that keeps an idle channel open, as long-lived
-// backends do, holds the shutdown until the deadline although nothing runs
-// (5 s with the default --shutdown_grace, on every rolling restart).
+// backends do, held every stop for 4.4 s (gRPC's own wait for it, or the
+// deadline when that comes first) although nothing ran.
 // ShutdownServer stops the same way but drops the remaining connections as
 // soon as no call is live; LiveCalls counts the live calls, with a server
 // interceptor, from a call's start until gRPC destroys it (status sent,

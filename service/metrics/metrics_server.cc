@@ -54,16 +54,17 @@ absl::Status CheckAddress(absl::string_view address) {
 std::string LocalHostOf(absl::string_view address) {
   absl::string_view host = address.substr(0, address.rfind(':'));
   if (absl::StartsWith(host, "[")) host = host.substr(1, host.size() - 2);
-  if (host.empty() || host == "0.0.0.0") return "127.0.0.1";
+  if (host.empty() || host == "0.0.0.0" || host == "localhost") return "127.0.0.1";
   if (host == "::") return "::1";
   return std::string(host);
 }
 
 // Opens and at once closes a TCP connection to host:port; errors ignored.
+// Numeric hosts only: a stop must not wait for a name lookup.
 void Knock(const std::string& host, int port) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   if (getaddrinfo(host.c_str(), absl::StrCat(port).c_str(), &hints, &found) != 0) return;
   for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
