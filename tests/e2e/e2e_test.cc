@@ -110,11 +110,21 @@ class EndToEndTest : public ::testing::Test {
     return created;
   }
 
+  // SendNotification through the suite's replica, or through `stub`.
   grpc::Status Send(const v1::SendNotificationRequest& request,
-                    v1::SendNotificationResponse* response) {
+                    v1::SendNotificationResponse* response,
+                    v1::NotificationService::Stub* stub = nullptr) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    return notifications_->SendNotification(&context, request, response);
+    return (stub != nullptr ? stub : notifications_.get())
+        ->SendNotification(&context, request, response);
+  }
+
+  // The flags of one more replica on the suite's database and broker, with
+  // its own MQTT client id, plus `extra`.
+  static std::vector<std::string> ReplicaFlags(const std::string& name, const std::string& extra) {
+    return {"--database_url=" + *database_url_, "--mqtt_uri=" + TestServers::Get().mqtt_uri,
+            absl::StrCat("--mqtt_client_id=herald-e2e-", name, "-", getpid()), extra};
   }
 
   // Polls GetNotification until it leaves the in-progress states.
@@ -344,10 +354,7 @@ TEST_F(EndToEndTest, NotifiesDevicesAtEachQosAndRecordsTheOutcome) {
 TEST_F(EndToEndTest, WithoutNotificationPropertiesOnlyThePayloadNamesTheNotification) {
   CreateDevice("bare", "owner");
   auto recorder = Record({"devices/" + Id("bare") + "/notifications"});
-  HeraldProcess bare({"--database_url=" + *database_url_,
-                      "--mqtt_uri=" + TestServers::Get().mqtt_uri,
-                      absl::StrCat("--mqtt_client_id=herald-e2e-bare-", getpid()),
-                      "--mqtt_notification_properties=false"});
+  HeraldProcess bare(ReplicaFlags("bare", "--mqtt_notification_properties=false"));
   ASSERT_TRUE(bare.Start().ok());
   // Until its broker connection is up a replica hands nothing to its own
   // dispatcher, and the suite's replica would publish the notification.
@@ -366,10 +373,7 @@ TEST_F(EndToEndTest, WithoutNotificationPropertiesOnlyThePayloadNamesTheNotifica
   ASSERT_EQ(state, "connected");
   auto notifications = v1::NotificationService::NewStub(bare.NewChannel());
   v1::SendNotificationResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  grpc::Status status =
-      notifications->SendNotification(&context, ToDevices({Id("bare")}, 1), &response);
+  grpc::Status status = Send(ToDevices({Id("bare")}, 1), &response, notifications.get());
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_TRUE(recorder->WaitForCount(1, absl::Seconds(10)));
 
@@ -389,18 +393,12 @@ TEST_F(EndToEndTest, WithoutNotificationPropertiesOnlyThePayloadNamesTheNotifica
 // / 4 if shorter). With nothing to finish, a stop takes about 0.3 s.
 TEST_F(EndToEndTest, AStopDoesNotWaitForAClientsIdleConnection) {
   CreateDevice("idle", "owner");
-  HeraldProcess replica({"--database_url=" + *database_url_,
-                         "--mqtt_uri=" + TestServers::Get().mqtt_uri,
-                         absl::StrCat("--mqtt_client_id=herald-e2e-idle-", getpid()),
-                         "--shutdown_grace=60s"});
+  HeraldProcess replica(ReplicaFlags("idle", "--shutdown_grace=60s"));
   ASSERT_TRUE(replica.Start().ok());
   std::shared_ptr<grpc::Channel> channel = replica.NewChannel();
   auto notifications = v1::NotificationService::NewStub(channel);
   v1::SendNotificationResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  grpc::Status status =
-      notifications->SendNotification(&context, ToDevices({Id("idle")}, 1), &response);
+  grpc::Status status = Send(ToDevices({Id("idle")}, 1), &response, notifications.get());
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(channel->GetState(/*try_to_connect=*/false), GRPC_CHANNEL_READY);
 
